@@ -1,0 +1,11 @@
+using ClipGen.Cli.Commands;
+
+namespace ClipGen.Cli;
+
+static class CommandRegistry
+{
+    // One line per command, in the order --help lists them.
+    public static IReadOnlyList<ICommand> All() =>
+    [
+    ];
+}

@@ -1,0 +1,3 @@
+using ClipGen.Cli;
+
+return CliHost.Run(args, Console.Out, Console.Error);
