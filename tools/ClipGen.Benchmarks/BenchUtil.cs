@@ -1,0 +1,34 @@
+using System.Diagnostics;
+
+namespace ClipGen.Benchmarks;
+
+/// <summary>Timing helpers: warm up, then report the median of several timed runs.</summary>
+public static class BenchUtil
+{
+    public static double MedianSeconds(Action body, int warmup = 1, int runs = 5)
+    {
+        for (int i = 0; i < warmup; i++) body();
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            body();
+            times[i] = sw.Elapsed.TotalSeconds;
+        }
+        Array.Sort(times);
+        return times[runs / 2];
+    }
+
+    /// <summary>Peak resident set size of this process so far (VmHWM), in bytes; 0 where /proc is absent.</summary>
+    public static long PeakRssBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException) { }
+        return 0;
+    }
+}

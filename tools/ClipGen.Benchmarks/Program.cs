@@ -1,0 +1,14 @@
+using ClipGen.Benchmarks;
+
+// Each benchmark is a class with a static Run(string[] args) registered here by name.
+var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
+{
+};
+
+if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
+{
+    Console.Error.WriteLine("usage: dotnet run -c Release --project tools/ClipGen.Benchmarks -- <benchmark> [options]");
+    Console.Error.WriteLine("benchmarks: " + string.Join(", ", benchmarks.Keys.Order()));
+    return 2;
+}
+return run(args[1..]);
