@@ -1,0 +1,74 @@
+using System.Linq;
+using ClipGen.Generators.Model;
+using ClipGen.Specs;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace ClipGen.Generators
+{
+    /// <summary>
+    /// Turns every YAML spec (an AdditionalFile with metadata <c>ClipGenSpec="true"</c>) into a typed TorchSharp CLIP
+    /// model, its key table and a registry entry. Pipeline: files → <see cref="SpecParser"/> (parse, resolve, plan)
+    /// → <see cref="Emitter"/>; diagnostics go out separately so that moving a line re-emits no code.
+    /// </summary>
+    [Generator(LanguageNames.CSharp)]
+    public sealed class ClipGenGenerator : IIncrementalGenerator
+    {
+        /// <summary>Tracking step names (used by the incremental tests).</summary>
+        public static class Steps
+        {
+            public const string SpecFiles = nameof(SpecFiles);
+            public const string Resolve = nameof(Resolve);
+            public const string Models = nameof(Models);
+            public const string Registry = nameof(Registry);
+            public const string Diagnostics = nameof(Diagnostics);
+        }
+
+        public void Initialize(IncrementalGeneratorInitializationContext context)
+        {
+            var files = context.AdditionalTextsProvider
+                .Combine(context.AnalyzerConfigOptionsProvider)
+                .Where(static pair => IsSpec(pair.Right.GetOptions(pair.Left)))
+                .Select(static (pair, ct) => new SpecFile(pair.Left.Path, pair.Left.GetText(ct)?.ToString() ?? ""))
+                .WithTrackingName(Steps.SpecFiles);
+
+            var ns = context.AnalyzerConfigOptionsProvider.Select(static (o, _) => ModelsNamespace(o.GlobalOptions));
+
+            var resolved = files.Collect()
+                .Select(static (arr, ct) => SpecParser.Resolve(arr, ct))
+                .WithTrackingName(Steps.Resolve);
+
+            var models = resolved.SelectMany(static (r, _) => r.Models)
+                .Combine(ns)
+                .WithTrackingName(Steps.Models);
+            context.RegisterSourceOutput(models, static (spc, pair) =>
+            {
+                foreach (var (name, text) in Emitter.EmitModel(pair.Left, pair.Right)) spc.AddSource(name, text);
+            });
+
+            var registry = resolved.Select(static (r, _) => r.Models.Select(m => m.Spec.ClassName).ToEquatableArray())
+                .Combine(ns)
+                .WithTrackingName(Steps.Registry);
+            context.RegisterSourceOutput(registry, static (spc, pair) =>
+            {
+                if (pair.Left.Count > 0) spc.AddSource("ClipModels.Registry.g.cs", Emitter.EmitRegistry(pair.Left, pair.Right));
+            });
+
+            var diagnostics = resolved.Select(static (r, _) => r.Diagnostics).WithTrackingName(Steps.Diagnostics);
+            context.RegisterSourceOutput(diagnostics, static (spc, diags) =>
+            {
+                foreach (var d in diags) spc.ReportDiagnostic(DiagnosticDescriptors.Create(d));
+            });
+        }
+
+        static bool IsSpec(AnalyzerConfigOptions options) =>
+            options.TryGetValue("build_metadata.AdditionalFiles.ClipGenSpec", out var v) && string.Equals(v, "true", System.StringComparison.OrdinalIgnoreCase);
+
+        static string ModelsNamespace(AnalyzerConfigOptions global)
+        {
+            if (global.TryGetValue("build_property.ClipGenModelsNamespace", out var ns) && !string.IsNullOrWhiteSpace(ns)) return ns.Trim();
+            if (global.TryGetValue("build_property.RootNamespace", out var root) && !string.IsNullOrWhiteSpace(root)) return root.Trim() + ".Models";
+            return "ClipGen.Models";
+        }
+    }
+}

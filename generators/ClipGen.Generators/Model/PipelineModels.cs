@@ -1,0 +1,13 @@
+using ClipGen.Specs;
+
+namespace ClipGen.Generators.Model
+{
+    /// <summary>One spec file's path and text: the first, equatable step of the pipeline.</summary>
+    internal sealed record SpecFile(string Path, string Text);
+
+    /// <summary>Everything the emitter needs for one model. Plain data: no YAML nodes, symbols or locations.</summary>
+    internal sealed record ModelToEmit(ClipSpec Spec, EquatableArray<KeyEntry> Keys, string SpecYaml, string SourceFileName);
+
+    /// <summary>The resolved specs of one compilation and every diagnostic (reported on a separate output).</summary>
+    internal sealed record ResolvedSpecs(EquatableArray<ModelToEmit> Models, EquatableArray<SpecDiagnostic> Diagnostics);
+}

@@ -1,0 +1,529 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+
+namespace ClipGen.Specs
+{
+    /// <summary>The result of resolving a set of spec files: the valid specs and every diagnostic.</summary>
+    public sealed class SpecResolution
+    {
+        public SpecResolution(IReadOnlyList<ClipSpec> specs, IReadOnlyList<SpecDiagnostic> diagnostics, IReadOnlyDictionary<string, string> specFiles)
+        {
+            Specs = specs; Diagnostics = diagnostics; SpecFiles = specFiles;
+        }
+
+        /// <summary>Specs without errors, in file-path order.</summary>
+        public IReadOnlyList<ClipSpec> Specs { get; }
+        /// <summary>Every problem found, in file and line order.</summary>
+        public IReadOnlyList<SpecDiagnostic> Diagnostics { get; }
+        /// <summary>Spec name → the file that declares it.</summary>
+        public IReadOnlyDictionary<string, string> SpecFiles { get; }
+    }
+
+    /// <summary>
+    /// Resolves parsed spec files: applies <c>extends</c>, fills defaults, checks every field and the cross-field rules,
+    /// and reports each problem at its YAML line and column.
+    /// </summary>
+    public static class SpecResolver
+    {
+        static readonly string[] TopKeys = { "name", "aliases", "extends", "class_name", "embed_dim", "activation", "init_logit_scale", "init_logit_bias", "loss", "vision", "text", "tokenizer", "preprocess", "pretrained" };
+        static readonly string[] VisionKeys = { "image_size", "patch_size", "width", "layers", "head_width", "mlp_ratio" };
+        static readonly string[] TextKeys = { "context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "pooling", "eos_id", "pad_id" };
+        static readonly string[] TokenizerKeys = { "kind" };
+        static readonly string[] PreprocessKeys = { "image_size", "mean", "std", "interpolation", "resize_mode", "fill_color" };
+        static readonly string[] PretrainedKeys = { "url", "sha256", "format" };
+        static readonly string[] NotInherited = { "name", "aliases", "extends", "class_name", "pretrained" };
+        /// <summary>Tokenizer kinds the runtime implements.</summary>
+        public static readonly string[] TokenizerKinds = { "clip_bpe", "bytes" };
+
+        /// <summary>Resolves every document. <paramref name="library"/> holds extra specs that may be extended but are not returned (the built-ins, at run time).</summary>
+        public static SpecResolution Resolve(IEnumerable<SpecDocument> documents, IEnumerable<SpecDocument>? library = null)
+        {
+            var docs = documents.OrderBy(d => d.FilePath, StringComparer.Ordinal).ToList();
+            var diags = new List<SpecDiagnostic>();
+            foreach (var d in docs) diags.AddRange(d.Diagnostics);
+
+            // Index by name; library specs first so that user specs may shadow nothing silently (duplicates are errors only among 'documents').
+            var byName = new Dictionary<string, SpecDocument>(StringComparer.Ordinal);
+            var aliasOwner = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (library != null)
+                foreach (var d in library)
+                    if (d.Root != null && d.Name is string ln && !byName.ContainsKey(ln)) byName[ln] = d;
+            var libraryNames = new HashSet<string>(byName.Keys, StringComparer.Ordinal);
+
+            var own = new List<SpecDocument>();
+            var seen = new Dictionary<string, SpecLocation>(StringComparer.Ordinal); // name or alias → where declared
+            foreach (var d in docs)
+            {
+                if (d.Root == null) continue;
+                var nameEntry = d.Root.Find("name");
+                if (nameEntry == null)
+                {
+                    diags.Add(new SpecDiagnostic(SpecDiagnosticIds.MissingField, "missing required field 'name' (the spec's open_clip name, e.g. ViT-B-32)", new SpecLocation(d.FilePath, 1, 1)));
+                    continue;
+                }
+                if (!(nameEntry.Value is SpecScalar ns) || ns.Value.Length == 0)
+                {
+                    diags.Add(new SpecDiagnostic(SpecDiagnosticIds.WrongType, "'name' must be a non-empty string", nameEntry.Value.Location));
+                    continue;
+                }
+                if (seen.TryGetValue(ns.Value, out var first))
+                {
+                    diags.Add(new SpecDiagnostic(SpecDiagnosticIds.DuplicateName, "spec name '" + ns.Value + "' is already declared at " + first + "; rename one of them", ns.Location));
+                    continue;
+                }
+                seen[ns.Value] = ns.Location;
+                byName[ns.Value] = d; // a user spec may replace a library spec of the same name
+                libraryNames.Remove(ns.Value);
+                own.Add(d);
+
+                if (d.Root.Find("aliases") is SpecEntry ae && ae.Value is SpecSequence aseq)
+                {
+                    foreach (var item in aseq.Items)
+                    {
+                        if (!(item is SpecScalar a)) continue; // type error reported by the field check
+                        if (seen.TryGetValue(a.Value, out var prev))
+                            diags.Add(new SpecDiagnostic(SpecDiagnosticIds.DuplicateName, "alias '" + a.Value + "' is already used at " + prev + "; a name or alias must select one spec", a.Location));
+                        else { seen[a.Value] = a.Location; aliasOwner[a.Value] = ns.Value; }
+                    }
+                }
+            }
+            // Aliases must not collide with names declared later in the order either.
+            var specs = new List<ClipSpec>();
+            var files = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var d in own)
+            {
+                var merged = Merge(d, byName, diags);
+                if (merged == null) continue;
+                var before = diags.Count;
+                var spec = Build(merged, d.FilePath, diags);
+                if (spec != null && diags.Count == before)
+                {
+                    specs.Add(spec);
+                    files[spec.Name] = d.FilePath;
+                }
+            }
+            var ordered = diags
+                .Distinct()
+                .OrderBy(x => x.Location.FilePath, StringComparer.Ordinal)
+                .ThenBy(x => x.Location.Line).ThenBy(x => x.Location.Column).ToList();
+            return new SpecResolution(specs, ordered, files);
+        }
+
+        /// <summary>Parses and resolves a single spec file at run time. Throws <see cref="SpecException"/> with every diagnostic.</summary>
+        public static ClipSpec ResolveSingle(string path, string text, IEnumerable<SpecDocument>? library = null)
+        {
+            var doc = SpecDocument.Parse(path, text);
+            var res = Resolve(new[] { doc }, library);
+            var mine = res.Diagnostics.Where(x => x.Location.FilePath == path || !res.Specs.Any()).ToList();
+            if (res.Specs.Count == 1 && mine.Count == 0) return res.Specs[0];
+            throw new SpecException(mine.Count > 0 ? mine : res.Diagnostics);
+        }
+
+        // ---------- extends ----------
+
+        static SpecMapping? Merge(SpecDocument doc, Dictionary<string, SpecDocument> byName, List<SpecDiagnostic> diags)
+        {
+            var chain = new List<SpecDocument> { doc };
+            var current = doc;
+            while (true)
+            {
+                var ext = current.Root!.Find("extends");
+                if (ext == null) break;
+                if (!(ext.Value is SpecScalar es) || es.Value.Length == 0)
+                {
+                    diags.Add(new SpecDiagnostic(SpecDiagnosticIds.WrongType, "'extends' must be the name of another spec", ext.Value.Location));
+                    return null;
+                }
+                if (!byName.TryGetValue(es.Value, out var baseDoc))
+                {
+                    var near = Nearest(es.Value, byName.Keys);
+                    diags.Add(new SpecDiagnostic(SpecDiagnosticIds.MissingBase,
+                        "'extends: " + es.Value + "' names no known spec" + (near != null ? " (did you mean '" + near + "'?)" : "") + "; declare it or fix the name", es.Location));
+                    return null;
+                }
+                if (chain.Contains(baseDoc))
+                {
+                    var names = string.Join(" -> ", chain.Select(c => c.Name).Concat(new[] { baseDoc.Name }));
+                    var at = ((SpecScalar)doc.Root!.Find("extends")!.Value).Location;
+                    diags.Add(new SpecDiagnostic(SpecDiagnosticIds.ExtendsCycle,
+                        (baseDoc == doc ? "'extends' forms a cycle: " : "'extends' leads into a cycle: ") + names + "; break the chain so that a root spec extends nothing", at));
+                    return null;
+                }
+                chain.Add(baseDoc);
+                current = baseDoc;
+            }
+            // Apply from the root base to the child.
+            SpecMapping result = chain[chain.Count - 1].Root!;
+            for (int i = chain.Count - 2; i >= 0; i--) result = Overlay(result, chain[i].Root!, top: true);
+            return result;
+        }
+
+        static SpecMapping Overlay(SpecMapping baseMap, SpecMapping child, bool top)
+        {
+            var entries = new List<SpecEntry>();
+            foreach (var be in baseMap.Entries)
+            {
+                if (top && Array.IndexOf(NotInherited, be.Key) >= 0) continue;
+                var ce = child.Find(be.Key);
+                if (ce == null) entries.Add(be);
+                else if (be.Value is SpecMapping bm && ce.Value is SpecMapping cm && be.Key != "pretrained") entries.Add(new SpecEntry(ce.Key, ce.KeyLocation, Overlay(bm, cm, top: false)));
+                else entries.Add(ce);
+            }
+            foreach (var ce in child.Entries)
+                if (entries.All(e => e.Key != ce.Key))
+                    entries.Add(ce);
+            return new SpecMapping(entries, child.Location);
+        }
+
+        // ---------- fields ----------
+
+        sealed class Reader
+        {
+            readonly List<SpecDiagnostic> _diags;
+            public Reader(List<SpecDiagnostic> diags) { _diags = diags; }
+            public int Errors;
+
+            public void Error(string id, string message, SpecLocation loc) { _diags.Add(new SpecDiagnostic(id, message, loc)); Errors++; }
+
+            public void CheckKeys(SpecMapping m, string[] known, string section)
+            {
+                foreach (var e in m.Entries)
+                {
+                    if (Array.IndexOf(known, e.Key) >= 0) continue;
+                    var near = Nearest(e.Key, known);
+                    Error(SpecDiagnosticIds.UnknownKey, "unknown key '" + e.Key + "' in " + section + (near != null ? " (did you mean '" + near + "'?)" : "") + "; known keys: " + string.Join(", ", known), e.KeyLocation);
+                }
+            }
+
+            public SpecMapping? Section(SpecMapping parent, string key, string where, bool required)
+            {
+                var e = parent.Find(key);
+                if (e == null)
+                {
+                    if (required) Error(SpecDiagnosticIds.MissingField, "missing required section '" + key + "' in " + where, parent.Location.Line == 0 ? parent.Location : new SpecLocation(parent.Location.FilePath, parent.Location.Line, parent.Location.Column, 1, parent.Location.Offset));
+                    return null;
+                }
+                if (e.Value is SpecMapping m) return m;
+                Error(SpecDiagnosticIds.WrongType, "'" + key + "' must be a mapping of keys, not " + e.Value.KindName, e.Value.Location);
+                return null;
+            }
+
+            public SpecScalar? Scalar(SpecMapping m, string key, string where, bool required)
+            {
+                var e = m.Find(key);
+                if (e == null)
+                {
+                    if (required) Error(SpecDiagnosticIds.MissingField, "missing required field '" + key + "' in " + where, m.Location);
+                    return null;
+                }
+                if (e.Value is SpecScalar s) return s;
+                Error(SpecDiagnosticIds.WrongType, "'" + key + "' must be a single value, not " + e.Value.KindName, e.Value.Location);
+                return null;
+            }
+
+            public int Int(SpecMapping m, string key, string where, int? fallback, int min = 1)
+            {
+                var s = Scalar(m, key, where, fallback == null);
+                if (s == null) return fallback ?? 0;
+                return IntValue(s, key, min);
+            }
+
+            public int IntValue(SpecScalar s, string key, int min)
+            {
+                if (s.Quoted || !int.TryParse(s.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
+                {
+                    Error(SpecDiagnosticIds.WrongType, "'" + key + "' must be a whole number, not '" + s.Value + "'", s.Location);
+                    return 0;
+                }
+                if (v < min)
+                {
+                    Error(SpecDiagnosticIds.InvalidValue, "'" + key + "' must be at least " + min + ", not " + v, s.Location);
+                    return 0;
+                }
+                return v;
+            }
+
+            public double Number(SpecMapping m, string key, string where, double? fallback, double? minExclusive = null)
+            {
+                var s = Scalar(m, key, where, fallback == null);
+                if (s == null) return fallback ?? 0;
+                return NumberValue(s, key, minExclusive);
+            }
+
+            public double NumberValue(SpecScalar s, string key, double? minExclusive)
+            {
+                if (s.Quoted || !double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || double.IsNaN(v) || double.IsInfinity(v))
+                {
+                    Error(SpecDiagnosticIds.WrongType, "'" + key + "' must be a number, not '" + s.Value + "'", s.Location);
+                    return 0;
+                }
+                if (minExclusive.HasValue && v <= minExclusive.Value)
+                {
+                    Error(SpecDiagnosticIds.InvalidValue, "'" + key + "' must be greater than " + minExclusive.Value.ToString(CultureInfo.InvariantCulture) + ", not " + s.Value, s.Location);
+                    return 0;
+                }
+                return v;
+            }
+
+            public string Word(SpecMapping m, string key, string where, string[] allowed, string? fallback)
+            {
+                var s = Scalar(m, key, where, fallback == null);
+                if (s == null) return fallback ?? allowed[0];
+                if (Array.IndexOf(allowed, s.Value) >= 0) return s.Value;
+                var near = Nearest(s.Value, allowed);
+                Error(SpecDiagnosticIds.InvalidValue, "'" + key + "' must be one of " + string.Join(", ", allowed) + ", not '" + s.Value + "'" + (near != null ? " (did you mean '" + near + "'?)" : ""), s.Location);
+                return allowed[0];
+            }
+
+            public double[] Numbers(SpecMapping m, string key, string where, int count, double? minExclusive)
+            {
+                var e = m.Find(key);
+                if (e == null)
+                {
+                    Error(SpecDiagnosticIds.MissingField, "missing required field '" + key + "' in " + where + " (" + count + " numbers, RGB)", m.Location);
+                    return new double[count];
+                }
+                if (!(e.Value is SpecSequence q) || q.Items.Count != count)
+                {
+                    Error(SpecDiagnosticIds.WrongType, "'" + key + "' must be a list of " + count + " numbers (RGB)", e.Value.Location);
+                    return new double[count];
+                }
+                var r = new double[count];
+                for (int i = 0; i < count; i++)
+                {
+                    if (q.Items[i] is SpecScalar s) r[i] = NumberValue(s, key, minExclusive);
+                    else Error(SpecDiagnosticIds.WrongType, "'" + key + "' items must be numbers", q.Items[i].Location);
+                }
+                return r;
+            }
+        }
+
+        static ClipSpec? Build(SpecMapping root, string filePath, List<SpecDiagnostic> diags)
+        {
+            var r = new Reader(diags);
+            r.CheckKeys(root, TopKeys, "the spec");
+            var name = ((SpecScalar)root.Find("name")!.Value).Value;
+            var where = "spec '" + name + "'";
+
+            var aliases = new List<string>();
+            if (root.Find("aliases") is SpecEntry ae)
+            {
+                if (ae.Value is SpecSequence q)
+                {
+                    foreach (var item in q.Items)
+                    {
+                        if (item is SpecScalar s && s.Value.Length > 0) aliases.Add(s.Value);
+                        else r.Error(SpecDiagnosticIds.WrongType, "'aliases' items must be non-empty strings", item.Location);
+                    }
+                }
+                else r.Error(SpecDiagnosticIds.WrongType, "'aliases' must be a list of names, e.g. [ViT-B/32]", ae.Value.Location);
+            }
+            var extends = (root.Find("extends")?.Value as SpecScalar)?.Value ?? "";
+
+            string className = DefaultClassName(name);
+            if (r.Scalar(root, "class_name", where, false) is SpecScalar cn)
+            {
+                if (IsIdentifier(cn.Value)) className = cn.Value;
+                else r.Error(SpecDiagnosticIds.InvalidValue, "'class_name' must be a C# identifier, not '" + cn.Value + "'", cn.Location);
+            }
+
+            var embedDim = r.Int(root, "embed_dim", where, null);
+            var activation = r.Word(root, "activation", where, new[] { "quick_gelu", "gelu" }, null);
+            var initLogitScale = r.Number(root, "init_logit_scale", where, null);
+            var loss = r.Word(root, "loss", where, new[] { "clip", "siglip" }, "clip");
+            var initLogitBias = r.Number(root, "init_logit_bias", where, SpecDefaults.InitLogitBias);
+
+            // vision
+            var vision = new VisionSpec();
+            var vm = r.Section(root, "vision", where, true);
+            if (vm != null)
+            {
+                r.CheckKeys(vm, VisionKeys, "'vision'");
+                var vw = where + " vision";
+                var imageSize = r.Int(vm, "image_size", vw, null);
+                var width = r.Int(vm, "width", vw, null);
+                var headWidth = r.Int(vm, "head_width", vw, SpecDefaults.VisionHeadWidth);
+                var mlpRatio = r.Number(vm, "mlp_ratio", vw, SpecDefaults.MlpRatio, 0);
+                var layers = new List<int>();
+                var kind = VisionKind.VisionTransformer;
+                var le = vm.Find("layers");
+                if (le == null) r.Error(SpecDiagnosticIds.MissingField, "missing required field 'layers' in " + vw + " (one int for a ViT, four ints for a ModifiedResNet)", vm.Location);
+                else if (le.Value is SpecScalar ls) layers.Add(r.IntValue(ls, "layers", 1));
+                else if (le.Value is SpecSequence lq)
+                {
+                    if (lq.Items.Count != 4)
+                        r.Error(SpecDiagnosticIds.BadVisionLayers, "vision 'layers' must be one int (ViT) or a list of four ints (ModifiedResNet stages), not a list of " + lq.Items.Count, lq.Location);
+                    else
+                    {
+                        kind = VisionKind.ModifiedResNet;
+                        foreach (var item in lq.Items)
+                        {
+                            if (item is SpecScalar s) layers.Add(r.IntValue(s, "layers", 1));
+                            else r.Error(SpecDiagnosticIds.BadVisionLayers, "vision 'layers' items must be ints", item.Location);
+                        }
+                    }
+                }
+                else r.Error(SpecDiagnosticIds.BadVisionLayers, "vision 'layers' must be one int (ViT) or a list of four ints (ModifiedResNet), not a mapping", le.Value.Location);
+
+                int patch = 0;
+                var pe = vm.Find("patch_size");
+                if (kind == VisionKind.VisionTransformer)
+                {
+                    patch = r.Int(vm, "patch_size", vw, null);
+                    if (patch > 0 && imageSize > 0 && imageSize % patch != 0)
+                        r.Error(SpecDiagnosticIds.ImageSizeNotDivisible, "vision image_size " + imageSize + " is not divisible by patch_size " + patch + "; pick sizes with image_size % patch_size == 0", (pe?.Value ?? vm).Location);
+                    if (width > 0 && headWidth > 0 && width % headWidth != 0)
+                        r.Error(SpecDiagnosticIds.HeadsDoNotDivide, "vision width " + width + " is not divisible by head_width " + headWidth + "; heads = width / head_width must be whole", (vm.Find("head_width")?.Value ?? vm.Find("width")?.Value ?? vm).Location);
+                }
+                else
+                {
+                    if (pe != null) r.Error(SpecDiagnosticIds.InvalidValue, "'patch_size' applies only to a ViT; a ModifiedResNet (four layers) has none: remove it", pe.KeyLocation);
+                    if (imageSize > 0 && imageSize % 32 != 0)
+                        r.Error(SpecDiagnosticIds.ImageSizeNotDivisible, "a ModifiedResNet's image_size must be divisible by 32 (its total stride), not " + imageSize, (vm.Find("image_size")?.Value ?? vm).Location);
+                    if (width > 0 && headWidth > 0 && (width * 32) % headWidth != 0)
+                        r.Error(SpecDiagnosticIds.HeadsDoNotDivide, "attention-pool width " + (width * 32) + " (width·32) is not divisible by head_width " + headWidth, (vm.Find("head_width")?.Value ?? vm.Find("width")?.Value ?? vm).Location);
+                    if (width > 0 && width % 2 != 0)
+                        r.Error(SpecDiagnosticIds.InvalidValue, "a ModifiedResNet's width must be even (its stem uses width/2 channels), not " + width, (vm.Find("width")?.Value ?? vm).Location);
+                }
+                vision = new VisionSpec
+                {
+                    Kind = kind, ImageSize = imageSize, PatchSize = patch, Width = width, Layers = layers.ToEquatableArray(),
+                    HeadWidth = headWidth, MlpRatio = mlpRatio,
+                };
+            }
+
+            // text
+            var text = new TextSpec();
+            var tm = r.Section(root, "text", where, true);
+            if (tm != null)
+            {
+                r.CheckKeys(tm, TextKeys, "'text'");
+                var tw = where + " text";
+                var ctx = r.Int(tm, "context_length", tw, null, 2);
+                var vocab = r.Int(tm, "vocab_size", tw, null);
+                var width = r.Int(tm, "width", tw, null);
+                var heads = r.Int(tm, "heads", tw, null);
+                var layers = r.Int(tm, "layers", tw, null);
+                var mlp = r.Number(tm, "mlp_ratio", tw, SpecDefaults.MlpRatio, 0);
+                var pooling = r.Word(tm, "pooling", tw, new[] { "argmax", "eos" }, "argmax");
+                var eos = r.Int(tm, "eos_id", tw, SpecDefaults.EosId, 0);
+                var pad = r.Int(tm, "pad_id", tw, SpecDefaults.PadId, 0);
+                if (width > 0 && heads > 0 && width % heads != 0)
+                    r.Error(SpecDiagnosticIds.HeadsDoNotDivide, "text width " + width + " is not divisible by heads " + heads, (tm.Find("heads")?.Value ?? tm).Location);
+                if (vocab > 0 && eos >= vocab && tm.Find("eos_id") != null)
+                    r.Error(SpecDiagnosticIds.InvalidValue, "text eos_id " + eos + " is outside the vocabulary (vocab_size " + vocab + ")", tm.Find("eos_id")!.Value.Location);
+                text = new TextSpec
+                {
+                    ContextLength = ctx, VocabSize = vocab, Width = width, Heads = heads, Layers = layers, MlpRatio = mlp,
+                    Pooling = pooling == "eos" ? TextPooling.Eos : TextPooling.Argmax, EosId = eos, PadId = pad,
+                };
+            }
+
+            // tokenizer
+            var tokenizer = new TokenizerSpec();
+            var tkm = r.Section(root, "tokenizer", where, true);
+            if (tkm != null)
+            {
+                r.CheckKeys(tkm, TokenizerKeys, "'tokenizer'");
+                tokenizer = new TokenizerSpec { Kind = r.Word(tkm, "kind", where + " tokenizer", TokenizerKinds, null) };
+            }
+
+            // preprocess
+            var pre = new PreprocessSpec();
+            var pm = r.Section(root, "preprocess", where, true);
+            if (pm != null)
+            {
+                r.CheckKeys(pm, PreprocessKeys, "'preprocess'");
+                var pw = where + " preprocess";
+                pre = new PreprocessSpec
+                {
+                    ImageSize = r.Int(pm, "image_size", pw, vision.ImageSize > 0 ? vision.ImageSize : 1),
+                    Mean = r.Numbers(pm, "mean", pw, 3, null).ToEquatableArray(),
+                    Std = r.Numbers(pm, "std", pw, 3, 0).ToEquatableArray(),
+                    Interpolation = r.Word(pm, "interpolation", pw, new[] { "bicubic", "bilinear" }, null) == "bilinear" ? InterpolationKind.Bilinear : InterpolationKind.Bicubic,
+                    ResizeMode = ParseResize(r.Word(pm, "resize_mode", pw, new[] { "shortest", "longest", "squash" }, null)),
+                    FillColor = r.Int(pm, "fill_color", pw, SpecDefaults.FillColor, 0),
+                };
+                if (pre.FillColor > 255 && pm.Find("fill_color") is SpecEntry fe)
+                    r.Error(SpecDiagnosticIds.InvalidValue, "'fill_color' is an 8-bit grey level 0..255, not " + pre.FillColor, fe.Value.Location);
+            }
+
+            // pretrained
+            var pretrained = new List<PretrainedSpec>();
+            if (root.Find("pretrained") is SpecEntry pre2)
+            {
+                if (pre2.Value is SpecMapping srcs)
+                {
+                    foreach (var src in srcs.Entries)
+                    {
+                        if (!(src.Value is SpecMapping sm)) { r.Error(SpecDiagnosticIds.WrongType, "pretrained '" + src.Key + "' must be a mapping with url and sha256", src.Value.Location); continue; }
+                        r.CheckKeys(sm, PretrainedKeys, "pretrained '" + src.Key + "'");
+                        var url = r.Scalar(sm, "url", "pretrained '" + src.Key + "'", true)?.Value ?? "";
+                        var sha = r.Scalar(sm, "sha256", "pretrained '" + src.Key + "'", false);
+                        if (sha != null && !(sha.Value.Length == 64 && sha.Value.All(Uri.IsHexDigit)))
+                            r.Error(SpecDiagnosticIds.InvalidValue, "pretrained '" + src.Key + "' sha256 must be 64 hex digits", sha.Location);
+                        if (url.Length > 0 && !(url.StartsWith("https://", StringComparison.Ordinal) || url.StartsWith("http://", StringComparison.Ordinal)))
+                            r.Error(SpecDiagnosticIds.InvalidValue, "pretrained '" + src.Key + "' url must start with https://", sm.Find("url")!.Value.Location);
+                        pretrained.Add(new PretrainedSpec
+                        {
+                            Source = src.Key, Url = url, Sha256 = (sha?.Value ?? "").ToLowerInvariant(),
+                            Format = r.Word(sm, "format", "pretrained '" + src.Key + "'", new[] { "torchscript", "safetensors", "torch", "hf" }, "safetensors"),
+                        });
+                    }
+                }
+                else r.Error(SpecDiagnosticIds.WrongType, "'pretrained' must map a source name (openai, hf, …) to {url, sha256}", pre2.Value.Location);
+            }
+
+            if (r.Errors > 0) return null;
+            return new ClipSpec
+            {
+                Name = name, Aliases = aliases.ToEquatableArray(), Extends = extends, ClassName = className,
+                EmbedDim = embedDim, Activation = activation == "gelu" ? ActivationKind.Gelu : ActivationKind.QuickGelu,
+                InitLogitScale = initLogitScale, InitLogitBias = initLogitBias,
+                Loss = loss == "siglip" ? LossKind.SigLip : LossKind.Clip,
+                Vision = vision, Text = text, Tokenizer = tokenizer, Preprocess = pre, Pretrained = pretrained.ToEquatableArray(),
+            };
+        }
+
+        static ResizeModeKind ParseResize(string s) => s == "longest" ? ResizeModeKind.Longest : s == "squash" ? ResizeModeKind.Squash : ResizeModeKind.Shortest;
+
+        /// <summary>The default C# class name of a spec: every character that is not a letter or digit becomes '_'.</summary>
+        public static string DefaultClassName(string name)
+        {
+            var sb = new StringBuilder();
+            foreach (var c in name) sb.Append(char.IsLetterOrDigit(c) && c < 128 ? c : '_');
+            if (sb.Length == 0 || char.IsDigit(sb[0])) sb.Insert(0, '_');
+            return sb.ToString();
+        }
+
+        static bool IsIdentifier(string s) =>
+            s.Length > 0 && (char.IsLetter(s[0]) || s[0] == '_') && s.All(c => (char.IsLetterOrDigit(c) && c < 128) || c == '_');
+
+        /// <summary>The closest candidate within an edit distance of a third of the word (for "did you mean").</summary>
+        public static string? Nearest(string word, IEnumerable<string> candidates)
+        {
+            string? best = null;
+            int bestD = int.MaxValue;
+            foreach (var c in candidates)
+            {
+                var d = Distance(word.ToLowerInvariant(), c.ToLowerInvariant());
+                if (d < bestD) { bestD = d; best = c; }
+            }
+            return best != null && bestD <= Math.Max(2, word.Length / 3) ? best : null;
+        }
+
+        static int Distance(string a, string b)
+        {
+            var d = new int[a.Length + 1, b.Length + 1];
+            for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+            for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+            for (int i = 1; i <= a.Length; i++)
+                for (int j = 1; j <= b.Length; j++)
+                    d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            return d[a.Length, b.Length];
+        }
+    }
+}

@@ -1,0 +1,73 @@
+using ClipGen.Specs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipGen.Modeling;
+
+/// <summary>Finds specs by name, alias or YAML path, and builds models from them.</summary>
+public static class ClipModelFactory
+{
+    /// <summary>True when the argument names a spec file rather than a compiled-in model.</summary>
+    public static bool IsSpecPath(string nameOrPath) =>
+        nameOrPath.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || nameOrPath.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The spec of a compiled-in model (name or alias) or of a YAML file (run-time spec; it may <c>extends:</c> a
+    /// built-in). A malformed file is a <see cref="ClipGenException"/> whose message is <c>file(line,col): error CLIPGEN###: …</c>.
+    /// </summary>
+    public static ClipSpec ResolveSpec(string nameOrPath)
+    {
+        if (!IsSpecPath(nameOrPath)) return ModelRegistry.Get(nameOrPath).Spec;
+        if (!File.Exists(nameOrPath)) throw new ClipGenException($"spec file '{nameOrPath}' does not exist");
+        return LoadSpecFile(nameOrPath);
+    }
+
+    /// <summary>Parses and resolves one spec file at run time.</summary>
+    public static ClipSpec LoadSpecFile(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ClipGenException($"cannot read spec file '{path}': {e.Message}"); }
+        try
+        {
+            return SpecResolver.ResolveSingle(path, text, ModelRegistry.Library);
+        }
+        catch (SpecException e)
+        {
+            throw new ClipGenException(e.Message, e);
+        }
+    }
+
+    /// <summary>Creates a model with fresh weights: the generated class for a compiled-in spec, a run-time model otherwise.</summary>
+    public static ClipModule Create(string nameOrPath)
+    {
+        if (!IsSpecPath(nameOrPath)) return ModelRegistry.Get(nameOrPath).Create();
+        return new RuntimeClipModel(ResolveSpec(nameOrPath));
+    }
+
+    /// <summary>Creates a model for a resolved spec: the generated class if one with equal spec is compiled in.</summary>
+    public static ClipModule Create(ClipSpec spec)
+    {
+        var info = ModelRegistry.Find(spec.Name);
+        return info is not null && info.Spec == spec ? info.Create() : new RuntimeClipModel(spec);
+    }
+
+    /// <summary>Creates the model, loads weights strictly and switches it to evaluation mode.</summary>
+    public static ClipModule Load(string nameOrPath, string weightsPath, Device? device = null)
+    {
+        var model = Create(nameOrPath);
+        try
+        {
+            using (var weights = Checkpoints.CheckpointLoader.ReadStateDict(weightsPath))
+                WeightLoading.Load(model, weights.Tensors, weightsPath);
+            if (device is not null) model.to(device);
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}
