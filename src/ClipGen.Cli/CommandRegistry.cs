@@ -7,5 +7,7 @@ static class CommandRegistry
     // One line per command, in the order --help lists them.
     public static IReadOnlyList<ICommand> All() =>
     [
+        new ModelsCommand(),
+        new InferCommand(),
     ];
 }

@@ -1,0 +1,57 @@
+using ClipGen.Checkpoints;
+using ClipGen.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipGen.Cli.Commands;
+
+/// <summary><c>clipgen infer</c>: features and logits of given inputs, as the reference implementations compute them.</summary>
+sealed class InferCommand : ICommand
+{
+    public string Name => "infer";
+    public string Summary => "encode pixel_values / input_ids from a safetensors file and write features and logits";
+    public string Usage => "clipgen infer --model <name|alias|spec.yaml> --weights <model.safetensors> --inputs <in.safetensors> --output <out.safetensors>";
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        var modelArg = args.Require("model");
+        var weights = args.Require("weights");
+        var inputsPath = args.Require("inputs");
+        var outputPath = args.Require("output");
+        args.RejectUnknown();
+
+        var spec = ClipModelFactory.ResolveSpec(modelArg);
+        using var inputs = CheckpointLoader.ReadStateDict(inputsPath);
+        var px = inputs.Tensors.GetValueOrDefault("pixel_values");
+        var ids = inputs.Tensors.GetValueOrDefault("input_ids");
+        if (px is null && ids is null)
+            throw new ClipGenException($"inputs '{inputsPath}' hold neither 'pixel_values' nor 'input_ids' (found: {string.Join(", ", inputs.Tensors.Keys)})");
+        if (px is not null && (px.dim() != 4 || px.shape[1] != 3 || px.shape[2] != spec.Vision.ImageSize || px.shape[3] != spec.Vision.ImageSize))
+            throw new ClipGenException($"inputs '{inputsPath}': pixel_values is [{string.Join(",", px.shape)}] but {spec.Name} needs [N,3,{spec.Vision.ImageSize},{spec.Vision.ImageSize}]");
+        if (ids is not null && (ids.dim() != 2 || ids.shape[1] > spec.Text.ContextLength))
+            throw new ClipGenException($"inputs '{inputsPath}': input_ids is [{string.Join(",", ids.shape)}] but {spec.Name} needs [M,L] with L <= {spec.Text.ContextLength}");
+
+        using var model = ClipModelFactory.Load(modelArg, weights);
+        using var _ = no_grad();
+        var results = new Dictionary<string, Tensor>();
+        try
+        {
+            Tensor? img = null, txt = null;
+            if (px is not null) results["image_features"] = img = model.EncodeImage(px.to(ScalarType.Float32));
+            if (ids is not null) results["text_features"] = txt = model.EncodeText(ids.to(ScalarType.Int64));
+            if (img is not null && txt is not null)
+            {
+                var (perImage, perText) = model.Logits(img, txt);
+                results["logits_per_image"] = perImage;
+                results["logits_per_text"] = perText.contiguous();
+            }
+            IO.TensorFiles.SaveSafetensors(outputPath, results);
+            stderr.WriteLine($"{spec.Name}: wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
+        }
+        finally
+        {
+            foreach (var t in results.Values) t.Dispose();
+        }
+        return 0;
+    }
+}
