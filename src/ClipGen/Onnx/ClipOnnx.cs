@@ -27,6 +27,13 @@ public static class ClipOnnx
         return bias ? b.Add(y, b.Parameter("bias", w)) : y;
     }
 
+    /// <summary>nn.Linear(inFeatures, outFeatures) with the weight shapes checked.</summary>
+    public static OnnxValue Linear(OnnxGraphBuilder b, OnnxValue x, Func<string, Tensor> w, int outFeatures, int inFeatures)
+    {
+        var y = b.MatMul(x, b.Transpose(b.Parameter("weight", w, [outFeatures, inFeatures]), 1, 0));
+        return b.Add(y, b.Parameter("bias", w, [outFeatures]));
+    }
+
     /// <summary>nn.Conv2d without bias (<c>weight</c> [out, in, k, k]).</summary>
     public static OnnxValue Conv2d(OnnxGraphBuilder b, OnnxValue x, Func<string, Tensor> w, int stride = 1, int padding = 0) =>
         b.Conv(x, b.Parameter("weight", w), null, [stride, stride], [padding, padding, padding, padding]);
@@ -82,7 +89,7 @@ public static class ClipOnnx
     /// </summary>
     public static OnnxValue MultiheadAttention(OnnxGraphBuilder b, OnnxValue x, int width, int heads, Func<string, Tensor> w, OnnxValue? mask = null)
     {
-        var qkv = b.Add(b.MatMul(x, b.Transpose(b.Parameter("in_proj_weight", w), 1, 0)), b.Parameter("in_proj_bias", w));
+        var qkv = b.Add(b.MatMul(x, b.Transpose(b.Parameter("in_proj_weight", w, [3L * width, width]), 1, 0)), b.Parameter("in_proj_bias", w, [3L * width]));
         var parts = b.Split(qkv, -1, 3);
         var o = ScaledDotProductAttention(b, parts[0], parts[1], parts[2], width, heads, mask);
         using (b.Scope("out_proj")) return Linear(b, o, w);
@@ -109,9 +116,9 @@ public static class ClipOnnx
         using (b.Scope("ln_2")) y = LayerNorm(b, x, w);
         using (b.Scope("mlp"))
         {
-            using (b.Scope("c_fc")) y = Linear(b, y, w);
+            using (b.Scope("c_fc")) y = Linear(b, y, w, h.MlpWidth, h.Width);
             y = Activate(b, y, h.Activation);
-            using (b.Scope("c_proj")) y = Linear(b, y, w);
+            using (b.Scope("c_proj")) y = Linear(b, y, w, h.Width, h.MlpWidth);
         }
         return b.Add(x, y);
     }
@@ -142,17 +149,17 @@ public static class ClipOnnx
     public static OnnxValue EmitVisionTransformer(OnnxGraphBuilder b, OnnxValue pixels, VitHyper h, Func<string, Tensor> w)
     {
         OnnxValue x;
-        using (b.Scope("conv1")) x = b.Conv(pixels, b.Parameter("weight", w), null, [h.PatchSize, h.PatchSize], [0, 0, 0, 0]);
+        using (b.Scope("conv1")) x = b.Conv(pixels, b.Parameter("weight", w, [h.Width, 3, h.PatchSize, h.PatchSize]), null, [h.PatchSize, h.PatchSize], [0, 0, 0, 0]);
         x = b.Transpose(b.Reshape(x, 0, h.Width, -1), 0, 2, 1);                        // [N, grid², W]
         var batch = b.Shape(pixels, 0, 1);                                              // [N]
-        var cls = b.Expand(b.Reshape(b.Parameter("class_embedding", w), 1, 1, h.Width),
+        var cls = b.Expand(b.Reshape(b.Parameter("class_embedding", w, [h.Width]), 1, 1, h.Width),
                            b.Concat(0, batch, b.Const(new long[] { 1, h.Width })));   // [N, 1, W]
-        x = b.Add(b.Concat(1, cls, x), b.Parameter("positional_embedding", w));
+        x = b.Add(b.Concat(1, cls, x), b.Parameter("positional_embedding", w, [(long)h.Grid * h.Grid + 1, h.Width]));
         using (b.Scope("ln_pre")) x = LayerNorm(b, x, w);
         using (b.Scope("transformer")) x = Transformer(b, x, h.Transformer, w);
         x = b.Gather(x, b.Const(0L), axis: 1);                                          // class token [N, W]
         using (b.Scope("ln_post")) x = LayerNorm(b, x, w);
-        return b.MatMul(x, b.Parameter("proj", w));
+        return b.MatMul(x, b.Parameter("proj", w, [h.Width, h.OutputDim]));
     }
 
     /// <summary>Bottleneck (expansion 4): conv1/bn1/relu, conv2 3×3/bn2/relu, avgpool(stride), conv3/bn3, + downsample(x), relu.</summary>
@@ -183,18 +190,18 @@ public static class ClipOnnx
     /// AttentionPool2d: flatten HW, prepend the mean token, + positional_embedding, attention of the first token over all
     /// (separate q_proj/k_proj/v_proj, c_proj out). [N, C, H, W] → [N, outputDim].
     /// </summary>
-    public static OnnxValue AttentionPool2d(OnnxGraphBuilder b, OnnxValue x, int embedDim, int heads, Func<string, Tensor> w)
+    public static OnnxValue AttentionPool2d(OnnxGraphBuilder b, OnnxValue x, int spacialDim, int embedDim, int heads, int outputDim, Func<string, Tensor> w)
     {
         x = b.Transpose(b.Reshape(x, 0, 0, -1), 0, 2, 1);                               // [N, HW, C]
         x = b.Concat(1, b.ReduceMean(x, [1], keepDims: true), x);                      // [N, HW+1, C]
-        x = b.Add(x, b.Parameter("positional_embedding", w));
+        x = b.Add(x, b.Parameter("positional_embedding", w, [(long)spacialDim * spacialDim + 1, embedDim]));
         var first = b.Slice(x, [0], [1], [1]);                                         // [N, 1, C]
         OnnxValue q, k, v, o;
-        using (b.Scope("q_proj")) q = Linear(b, first, w);
-        using (b.Scope("k_proj")) k = Linear(b, x, w);
-        using (b.Scope("v_proj")) v = Linear(b, x, w);
+        using (b.Scope("q_proj")) q = Linear(b, first, w, embedDim, embedDim);
+        using (b.Scope("k_proj")) k = Linear(b, x, w, embedDim, embedDim);
+        using (b.Scope("v_proj")) v = Linear(b, x, w, embedDim, embedDim);
         o = ScaledDotProductAttention(b, q, k, v, embedDim, heads);                    // [N, 1, C]
-        using (b.Scope("c_proj")) o = Linear(b, o, w);                                 // [N, 1, out]
+        using (b.Scope("c_proj")) o = Linear(b, o, w, outputDim, embedDim);            // [N, 1, out]
         return b.Squeeze(o, 1);
     }
 
@@ -202,7 +209,7 @@ public static class ClipOnnx
     public static OnnxValue EmitModifiedResNet(OnnxGraphBuilder b, OnnxValue pixels, ResNetHyper h, Func<string, Tensor> w)
     {
         var x = pixels;
-        using (b.Scope("conv1")) x = Conv2d(b, x, w, stride: 2, padding: 1);
+        using (b.Scope("conv1")) x = b.Conv(x, b.Parameter("weight", w, [h.Width / 2, 3, 3, 3]), null, [2, 2], [1, 1, 1, 1]);
         using (b.Scope("bn1")) x = b.Relu(BatchNorm2d(b, x, w));
         using (b.Scope("conv2")) x = Conv2d(b, x, w, padding: 1);
         using (b.Scope("bn2")) x = b.Relu(BatchNorm2d(b, x, w));
@@ -225,7 +232,7 @@ public static class ClipOnnx
                 }
             }
         }
-        using (b.Scope("attnpool")) return AttentionPool2d(b, x, h.PoolEmbedDim, h.Heads, w);
+        using (b.Scope("attnpool")) return AttentionPool2d(b, x, h.SpacialDim, h.PoolEmbedDim, h.Heads, h.OutputDim, w);
     }
 
     /// <summary>
@@ -235,8 +242,8 @@ public static class ClipOnnx
     public static OnnxValue EmitTextEncoder(OnnxGraphBuilder b, OnnxValue inputIds, TextHyper h, Func<string, Tensor> w)
     {
         OnnxValue x;
-        using (b.Scope("token_embedding")) x = b.Gather(b.Parameter("weight", w), inputIds, 0);   // [N, C, D]
-        x = b.Add(x, b.Parameter("positional_embedding", w));
+        using (b.Scope("token_embedding")) x = b.Gather(b.Parameter("weight", w, [h.VocabSize, h.Width]), inputIds, 0);   // [N, C, D]
+        x = b.Add(x, b.Parameter("positional_embedding", w, [h.ContextLength, h.Width]));
         var mask = CausalMask(b, h.ContextLength);
         using (b.Scope("transformer")) x = Transformer(b, x, h.Transformer, w, mask);
         using (b.Scope("ln_final")) x = LayerNorm(b, x, w);
@@ -244,7 +251,7 @@ public static class ClipOnnx
         var shape = b.Concat(0, b.Shape(inputIds, 0, 1), b.Const(new long[] { 1, h.Width }));
         x = b.GatherElements(x, b.Expand(eot, shape), axis: 1);                                    // [N, 1, D]
         x = b.Reshape(x, 0, h.Width);
-        return b.MatMul(x, b.Parameter("text_projection", w));
+        return b.MatMul(x, b.Parameter("text_projection", w, [h.Width, h.OutputDim]));
     }
 
     /// <summary>

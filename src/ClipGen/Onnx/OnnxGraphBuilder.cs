@@ -196,11 +196,19 @@ public sealed partial class OnnxGraphBuilder
     /// initializer of exactly that name. Float weights follow <see cref="OnnxBuilderOptions.WeightStorage"/>; the returned
     /// value is always float32 for float weights. The tensor is copied; the caller keeps ownership.
     /// </summary>
-    public OnnxValue Parameter(string local, Func<string, torch.Tensor> weights)
+    public OnnxValue Parameter(string local, Func<string, torch.Tensor> weights) => Parameter(local, weights, null);
+
+    /// <summary>
+    /// <see cref="Parameter(string, Func{string, torch.Tensor})"/> that also checks the weight's shape against what the
+    /// hyper-parameters imply, so a spec that does not match the checkpoint fails at export with the key named.
+    /// </summary>
+    public OnnxValue Parameter(string local, Func<string, torch.Tensor> weights, long[]? expectedShape)
     {
         var key = FullName(local);
         if (_parameters.TryGetValue(key, out var cached)) return cached;
         var t = weights(key) ?? throw new KeyNotFoundException($"weight '{key}' not found");
+        if (expectedShape is not null && !t.shape.AsSpan().SequenceEqual(expectedShape))
+            throw new ArgumentException($"weight '{key}' has shape [{string.Join(", ", t.shape)}], but the hyper-parameters imply [{string.Join(", ", expectedShape)}]");
         var value = AddTensorInitializer(key, t);
         _parameters[key] = value;
         return value;

@@ -53,6 +53,21 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Hyper_parameters_that_do_not_match_the_checkpoint_fail_with_the_key()
+    {
+        using var f = OnnxFixture.Load("openai/tiny-vit");
+        var wrongWidth = f.Hyper with { Vision = ((VitHyper)f.Hyper.Vision) with { Width = 32 } };
+        var e = Assert.Throws<ArgumentException>(() => ClipOnnxExport.ImageEncoder(wrongWidth, f.Weight));
+        Assert.Contains("visual.conv1.weight", e.Message);
+        var wrongMlp = f.Hyper with { Text = f.Hyper.Text with { MlpRatio = 2 } };
+        e = Assert.Throws<ArgumentException>(() => ClipOnnxExport.TextEncoder(wrongMlp, f.Weight));
+        Assert.Contains("transformer.resblocks.0.mlp.c_fc.weight", e.Message);
+        var wrongContext = f.Hyper with { Text = f.Hyper.Text with { ContextLength = 64 } };
+        e = Assert.Throws<ArgumentException>(() => ClipOnnxExport.Full(wrongContext, f.Weight));
+        Assert.Contains("'positional_embedding'", e.Message);
+    }
+
+    [Fact]
     public void Scopes_must_close_in_order_and_values_must_not_cross_builders()
     {
         var b = new OnnxGraphBuilder();
