@@ -28,10 +28,10 @@ public static class CheckpointReader
 
         if (n >= 4 && head[0] == 'P' && head[1] == 'K' && (head[2] is 3 or 5) && (head[3] is 4 or 6))
             return TorchArchiveReader.Open(path);
-        if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
-            throw new ClipGenException($"{path}: a legacy (non-zip, pre-1.6) torch.save file, which ClipGen does not read; re-save it with a modern torch (torch.save(torch.load(f), g)) or convert it to safetensors");
         if (n >= 9 && head[8] == '{')
             return SafeTensorsReader.Open(path);
+        if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
+            throw new ClipGenException($"{path}: a legacy (non-zip, pre-1.6) torch.save file, which ClipGen does not read; re-save it with a modern torch (torch.save(torch.load(f), g)) or convert it to safetensors");
         if (n < 9 && n > 0 && head[0] != 'P')
             return SafeTensorsReader.Open(path); // too short for anything; let the safetensors reader name the truncation
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && n > 0 && head[0] == '{')
