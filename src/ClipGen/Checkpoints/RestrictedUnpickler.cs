@@ -199,7 +199,7 @@ internal sealed class RestrictedUnpickler
     PyGlobal Resolve(string module, string name)
     {
         if (!IsAllowed(module, name, _torchScript))
-            throw new ClipGenException($"{_file}: refusing to unpickle global '{module}.{name}': checkpoints may only contain tensors (nothing was executed)");
+            throw new ClipGenException($"{_file}: refusing to unpickle global '{module}.{name}': checkpoints may only contain tensors (nothing was executed; for a whole pickled model, save its state_dict() instead)");
         return new PyGlobal(module, name);
     }
 

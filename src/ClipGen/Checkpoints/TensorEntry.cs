@@ -45,6 +45,7 @@ public abstract class TensorEntry
     /// <summary>Reads the tensor into a new CPU tensor, optionally converted to <paramref name="convertTo"/>.</summary>
     public Tensor ToTensor(ScalarType? convertTo = null)
     {
+        CheckSize();
         var stored = DType.ToScalarType();
         var t = empty(_shape, stored);
         try
@@ -95,12 +96,17 @@ public abstract class TensorEntry
     void FillContiguous(Tensor t)
     {
         if (ByteLength == 0) return;
-        if (ByteLength > int.MaxValue)
-            throw new ClipGenException($"{File}: tensor '{Name}' is {ByteLength} bytes; tensors over 2 GiB are not supported");
+        CheckSize();
         var span = t.bytes;
         if (span.Length != ByteLength)
             throw new InvalidOperationException($"tensor '{Name}': expected {ByteLength} bytes in the target, found {span.Length}");
         ReadContiguous(span);
+    }
+
+    void CheckSize()
+    {
+        if (ByteLength > int.MaxValue)
+            throw new ClipGenException($"{File}: tensor '{Name}' is {ByteLength} bytes; tensors over 2 GiB are not supported");
     }
 
     internal static string FormatShape(IEnumerable<long> shape) => "[" + string.Join(",", shape) + "]";

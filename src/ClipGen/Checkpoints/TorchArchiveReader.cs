@@ -120,15 +120,19 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
             var text = value is PickledTensor t ? ReadScalar(attribute, t) : ScalarText(value);
             if (text is not null) _metadata[attribute] = text;
         }
-        Walk(module, "", found, isRoot: true);
+        Walk(module, "", found, isRoot: true, new HashSet<ScriptObject>(ReferenceEqualityComparer.Instance));
 
         bool openAILayout = found.Any(f => f.Item1.StartsWith("visual.", StringComparison.Ordinal))
             && found.Any(f => f.Item1.StartsWith("transformer.resblocks.", StringComparison.Ordinal));
         if (openAIAttributes || openAILayout) _metadata["provenance"] = "openai";
     }
 
-    void Walk(ScriptObject module, string prefix, List<(string, PickledTensor)> found, bool isRoot)
+    void Walk(ScriptObject module, string prefix, List<(string, PickledTensor)> found, bool isRoot, HashSet<ScriptObject> path)
     {
+        if (!path.Add(module))
+            throw new ClipGenException($"{Path}: the TorchScript module tree contains a cycle at '{prefix.TrimEnd('.')}'");
+        if (path.Count > 256)
+            throw new ClipGenException($"{Path}: the TorchScript module tree is nested more than 256 levels deep at '{prefix.TrimEnd('.')}'");
         var declared = DeclaredTensors(module.Type);
         foreach (var (key, value) in module.Attributes.Items)
         {
@@ -140,10 +144,11 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
                     if (declared is null || declared.Contains(name)) found.Add((prefix + name, tensor));
                     break;
                 case ScriptObject child:
-                    Walk(child, prefix + name + ".", found, isRoot: false);
+                    Walk(child, prefix + name + ".", found, isRoot: false, path);
                     break;
             }
         }
+        path.Remove(module);
     }
 
     /// <summary>
@@ -242,6 +247,8 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
             return;
         }
         // A strided view (rare in state dicts): read the whole storage, let torch gather the view.
+        if (view.Storage.ElementCount * elementSize > int.MaxValue)
+            throw new ClipGenException($"{Path}: tensor '{entry.Name}' is a strided view of a storage over 2 GiB, which is not supported");
         using var storage = empty([view.Storage.ElementCount], entry.DType.ToScalarType());
         using (var stream = entry.ZipEntry.Open())
             stream.ReadExactly(storage.bytes);

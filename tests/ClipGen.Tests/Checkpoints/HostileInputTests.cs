@@ -174,6 +174,17 @@ public class HostileInputTests
     }
 
     [Fact]
+    public void A_TorchScript_module_that_contains_itself_is_refused()
+    {
+        using var temp = new TempFolder();
+        var pickle = new PickleWriter().Global("__torch__.m", "A").EmptyTuple().Op(0x81).Op((byte)'q', 0) // NEWOBJ, BINPUT 0
+            .EmptyDict().Mark().Str("self").Op((byte)'h', 0).SetItems().Op((byte)'b').Stop().ToArray(); // BINGET 0, BUILD
+        var path = temp.File("cycle.pt");
+        Zip(path, ("cycle/data.pkl", pickle), ("cycle/constants.pkl", new PickleWriter().EmptyTuple().Stop().ToArray()));
+        Refused(path, "cycle", "'self'");
+    }
+
+    [Fact]
     public void Garbage_pickles_fail_cleanly()
     {
         using var temp = new TempFolder();
