@@ -319,6 +319,15 @@ public sealed class ClipTokenizer : ITextTokenizer
         finally { if (rentedBytes is not null) ArrayPool<byte>.Shared.Return(rentedBytes); }
     }
 
+    /// <summary>The byte-level symbols of a piece before any merge (for tests).</summary>
+    internal int[] InitialSymbols(string piece)
+    {
+        var bytes = Encoding.UTF8.GetBytes(piece);
+        var sym = new int[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++) sym[i] = i == bytes.Length - 1 ? _byteEndId[bytes[i]] : _byteId[bytes[i]];
+        return sym;
+    }
+
     int Rank(int a, int b) => _ranks.TryGetValue(Key(a, b), out int r) ? r : int.MaxValue;
 
     /// <summary>

@@ -10,14 +10,18 @@ namespace ClipGen.Text;
 /// </summary>
 static partial class PythonHtml
 {
-    static readonly Dictionary<string, string> Html5 = BuildHtml5();
-    static readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> Html5Lookup = Html5.GetAlternateLookup<ReadOnlySpan<char>>();
-
-    static Dictionary<string, string> BuildHtml5()
+    /// <summary>Built on first use, after the table in the other part of this class is initialised
+    /// (static field initialisers of a partial class run in no defined order across files).</summary>
+    static class Lookup
     {
-        var d = new Dictionary<string, string>(Html5Table.Length, StringComparer.Ordinal);
-        foreach (var (name, value) in Html5Table) d[name] = value;
-        return d;
+        public static readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> Html5 = Build();
+
+        static Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> Build()
+        {
+            var d = new Dictionary<string, string>(Html5Table.Length, StringComparer.Ordinal);
+            foreach (var (name, value) in Html5Table) d[name] = value;
+            return d.GetAlternateLookup<ReadOnlySpan<char>>();
+        }
     }
 
     internal static IReadOnlyList<(string Name, string Value)> Html5Entries() => Html5Table;
@@ -79,18 +83,18 @@ static partial class PythonHtml
         if (count == 0) return 0;
         if (q < s.Length && s[q] == ';') q++;
         var name = s.AsSpan(p, q - p);
-        if (Html5Lookup.TryGetValue(name, out var full)) { sb.Append(full); return q - p; }
+        if (Lookup.Html5.TryGetValue(name, out var full)) { sb.Append(full); return q - p; }
         // The longest prefix (of at least 2 code points, shorter than the whole) that is an entity name.
         // Python slices by code points; entity names are ASCII, so a prefix ending inside a surrogate pair never matches.
         for (int x = name.Length - 1; x >= 2; x--)
         {
-            if (Html5Lookup.TryGetValue(name[..x], out var v))
+            if (Lookup.Html5.TryGetValue(name[..x], out var v))
             {
                 sb.Append(v).Append(name[x..]);
                 return q - p;
             }
         }
-        sb.Append(name);
+        sb.Append('&').Append(name);
         return q - p;
     }
 
