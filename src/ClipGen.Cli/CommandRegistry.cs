@@ -9,5 +9,6 @@ static class CommandRegistry
     [
         new ModelsCommand(),
         new InferCommand(),
+        new TokenizeCommand(),
     ];
 }
