@@ -7,5 +7,6 @@ static class CommandRegistry
     // One line per command, in the order --help lists them.
     public static IReadOnlyList<ICommand> All() =>
     [
+        new PreprocessCommand(),
     ];
 }

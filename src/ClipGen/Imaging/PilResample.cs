@@ -16,8 +16,8 @@ internal static class PilResample
     /// <summary>Pillow's PRECISION_BITS: 32 - 8 - 2.</summary>
     internal const int PrecisionBits = 32 - 8 - 2;
 
-    /// <summary>Cleared by tests to exercise the scalar path on machines with SSE4.1.</summary>
-    internal static bool UseSimd = Sse41.IsSupported;
+    /// <summary>Whether the SSE4.1 paths can run; tests pass <c>simd: false</c> to check the scalar path gives the same bytes.</summary>
+    internal static readonly bool SimdSupported = Sse41.IsSupported;
 
     /// <summary>Filter weights for a contiguous run of output positions along one axis.</summary>
     internal sealed class Coefficients
@@ -122,8 +122,9 @@ internal static class PilResample
     /// into <paramref name="dst"/> (stride winW·4).
     /// </summary>
     internal static void Resample8(ReadOnlySpan<byte> src, int srcW, int srcH, int outW, int outH,
-        int left, int top, int winW, int winH, Interpolation interpolation, Span<byte> dst)
+        int left, int top, int winW, int winH, Interpolation interpolation, Span<byte> dst, bool simd = true)
     {
+        simd &= SimdSupported;
         bool needH = outW != srcW;
         bool needV = outH != srcH;
         int srcStride = srcW * 4;
@@ -143,21 +144,21 @@ internal static class PilResample
         if (!needH)
         {
             // Vertical pass straight from the source columns of the window.
-            VerticalFromSource(src, srcStride, rowFirst, left * 4, winStride, vert!, dst);
+            VerticalFromSource(src, srcStride, rowFirst, left * 4, winStride, vert!, dst, simd);
             return;
         }
 
         var horiz = Compute(srcW, outW, left, winW, interpolation);
         if (!needV)
         {
-            Horizontal(src, srcStride, rowFirst, rows, horiz, dst);
+            Horizontal(src, srcStride, rowFirst, rows, horiz, dst, simd);
             return;
         }
         byte[] tmp = ArrayPool<byte>.Shared.Rent(rows * winStride);
         try
         {
-            Horizontal(src, srcStride, rowFirst, rows, horiz, tmp);
-            VerticalFromSource(tmp, winStride, rowFirst, 0, winStride, vert!, dst);
+            Horizontal(src, srcStride, rowFirst, rows, horiz, tmp, simd);
+            VerticalFromSource(tmp, winStride, rowFirst, 0, winStride, vert!, dst, simd);
         }
         finally
         {
@@ -166,7 +167,7 @@ internal static class PilResample
     }
 
     /// <summary><c>ImagingResampleHorizontal_8bpc</c> over source rows rowFirst..rowFirst+rows-1.</summary>
-    static unsafe void Horizontal(ReadOnlySpan<byte> src, int srcStride, int rowFirst, int rows, Coefficients c, Span<byte> dst)
+    static unsafe void Horizontal(ReadOnlySpan<byte> src, int srcStride, int rowFirst, int rows, Coefficients c, Span<byte> dst, bool simd)
     {
         int n = c.Count, ksize = c.KSize;
         int dstStride = n * 4;
@@ -176,7 +177,7 @@ internal static class PilResample
         fixed (int* kk = c.Fixed)
         fixed (int* bounds = c.Bounds)
         {
-            if (UseSimd)
+            if (simd)
             {
                 var init = Vector128.Create(half);
                 for (int y = 0; y < rows; y++)
@@ -230,7 +231,7 @@ internal static class PilResample
     /// <c>ImagingResampleVertical_8bpc</c>: output row i uses source rows Bounds[2i].. (absolute indices; the source
     /// buffer's first row is <paramref name="rowOrigin"/>), bytes colOffset..colOffset+rowBytes-1 of each row.
     /// </summary>
-    static unsafe void VerticalFromSource(ReadOnlySpan<byte> src, int srcStride, int rowOrigin, int colOffset, int rowBytes, Coefficients c, Span<byte> dst)
+    static unsafe void VerticalFromSource(ReadOnlySpan<byte> src, int srcStride, int rowOrigin, int colOffset, int rowBytes, Coefficients c, Span<byte> dst, bool simd)
     {
         int n = c.Count, ksize = c.KSize;
         const int half = 1 << (PrecisionBits - 1);
@@ -246,7 +247,7 @@ internal static class PilResample
                 byte* sbase = s0 + (long)ymin * srcStride + colOffset;
                 byte* drow = d0 + (long)yy * rowBytes;
                 int j = 0;
-                if (UseSimd)
+                if (simd)
                 {
                     var init = Vector128.Create(half);
                     for (; j + 16 <= rowBytes; j += 16)
