@@ -54,6 +54,9 @@ internal static class ImageDecoder
     {
         if (data.Length == 0) throw new ClipGenException($"{name}: the file is empty (0 bytes)");
 
+        if (!LooksLikeAnImage(data))
+            throw new ClipGenException($"{name}: not a recognised image (expected PNG, JPEG, WebP, BMP or GIF)");
+
         // PNG: read the header ourselves first, so that a bomb is refused even when Skia would not get far enough to say.
         PngHeader? png = null;
         if (data.AsSpan().StartsWith(PngSignature))
@@ -92,9 +95,16 @@ internal static class ImageDecoder
             SKEncodedImageFormat.Gif => GifMode(data),
             _ => PilMode.Rgb, // JPEG: L or RGB, both resized alike.
         };
-        bool sixteen = png is { BitDepth: 16 };
-        return sixteen ? Decode16(codec, width, height, mode, name) : Decode8(codec, width, height, mode, name);
+        return png is { BitDepth: 16 } ? Decode16(data, png.Value, name) : Decode8(codec, width, height, mode, name);
     }
+
+    /// <summary>The magic numbers of the formats we decode.</summary>
+    static bool LooksLikeAnImage(ReadOnlySpan<byte> d) =>
+        d.StartsWith(PngSignature)
+        || d.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])
+        || d.StartsWith("GIF87a"u8) || d.StartsWith("GIF89a"u8)
+        || d.StartsWith("BM"u8)
+        || (d.Length >= 12 && d.StartsWith("RIFF"u8) && d.Slice(8, 4).SequenceEqual("WEBP"u8));
 
     static void CheckPixels(long width, long height, string name, long maxPixels)
     {
@@ -125,30 +135,39 @@ internal static class ImageDecoder
     }
 
     /// <summary>16-bit PNG: PIL keeps the high byte (rawmodes RGB;16B, RGBA;16B, LA;16B) or, for grey, all 16 bits (mode I).</summary>
-    static unsafe DecodedImage Decode16(SKCodec codec, int width, int height, PilMode mode, string name)
+    /// <summary>16-bit PNG: PIL keeps the high byte (rawmodes RGB;16B, RGBA;16B, LA;16B) or, for grey, all 16 bits (mode I).</summary>
+    static DecodedImage Decode16(byte[] data, PngHeader png, string name)
     {
-        var info = new SKImageInfo(width, height, SKColorType.Rgba16161616, SKAlphaType.Unpremul);
-        long count = (long)width * height * 4;
-        if (count * 2 > Array.MaxLength) throw new ClipGenException($"{name}: the image is too large to decode ({width}×{height})");
-        var wide = new ushort[count];
-        SKCodecResult result;
-        fixed (ushort* p = wide)
-            result = codec.GetPixels(info, (IntPtr)p, info.RowBytes, new SKCodecOptions(0));
-        ThrowIfFailed(result, name);
-        var image = new DecodedImage { Width = width, Height = height, Mode = mode };
-        if (mode == PilMode.I)
+        int width = png.Width, height = png.Height;
+        var samples = Png16Decoder.Decode(data, name, width, height, png.ColorType);
+        var image = new DecodedImage { Width = width, Height = height, Mode = png.Mode };
+        long n = (long)width * height;
+        if (png.Mode == PilMode.I)
         {
-            var gray = new int[(long)width * height];
-            for (long i = 0; i < gray.Length; i++) gray[i] = wide[i * 4];
+            var gray = new int[n];
+            for (long i = 0; i < n; i++) gray[i] = samples[i];
             image.Gray32 = gray;
             return image;
         }
-        var rgba = ArrayPool<byte>.Shared.Rent((int)count);
-        for (long i = 0; i < count; i++) rgba[i] = (byte)(wide[i] >> 8);
+        if (n * 4 > Array.MaxLength) throw new ClipGenException($"{name}: the image is too large to decode ({width}×{height})");
+        var rgba = ArrayPool<byte>.Shared.Rent((int)(n * 4));
+        for (long i = 0; i < n; i++)
+        {
+            byte r, g, b, a = 255;
+            switch (png.ColorType)
+            {
+                case 2: r = Hi(samples[3 * i]); g = Hi(samples[3 * i + 1]); b = Hi(samples[3 * i + 2]); break;
+                case 4: r = g = b = Hi(samples[2 * i]); a = Hi(samples[2 * i + 1]); break;
+                default: r = Hi(samples[4 * i]); g = Hi(samples[4 * i + 1]); b = Hi(samples[4 * i + 2]); a = Hi(samples[4 * i + 3]); break;
+            }
+            rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = a;
+        }
         image.Rgba = rgba;
         image.Rented = true;
         return image;
     }
+
+    static byte Hi(ushort v) => (byte)(v >> 8);
 
     static void ThrowIfFailed(SKCodecResult result, string name)
     {
