@@ -10,5 +10,6 @@ static class CommandRegistry
         new ModelsCommand(),
         new InferCommand(),
         new TokenizeCommand(),
+        new PreprocessCommand(),
     ];
 }
