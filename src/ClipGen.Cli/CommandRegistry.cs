@@ -7,6 +7,7 @@ static class CommandRegistry
     // One line per command, in the order --help lists them.
     public static IReadOnlyList<ICommand> All() =>
     [
+        new DemoCommand(),
         new ModelsCommand(),
         new InferCommand(),
         new TokenizeCommand(),
