@@ -60,3 +60,20 @@ public sealed class PilModeTests
         Assert.Equal(PilMode.Nearest, ImageDecoder.BmpMode(Bmp(8, ramp)));                                  // "P"
     }
 }
+
+public sealed class ReuseTests
+{
+    [Fact]
+    public void Resizing_a_decoded_rgba_image_twice_gives_the_same_result()
+    {
+        var path = Path.Combine(Fixtures.Root, "preprocess", "images", "synth_rgba.png");
+        var pre = new ImagePreprocessor();
+        using var image = ImageDecoder.Decode(File.ReadAllBytes(path), "rgba", long.MaxValue);
+        var a = new float[pre.ValuesPerImage];
+        var b = new float[pre.ValuesPerImage];
+        pre.Run(image, a);
+        pre.Run(image, b);
+        Assert.Equal(a, b);
+        Assert.Equal(pre.Preprocess(path), a);
+    }
+}
