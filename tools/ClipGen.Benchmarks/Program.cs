@@ -4,6 +4,7 @@ using ClipGen.Benchmarks;
 var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
 {
     ["tokenizer"] = TokenizerBenchmark.Run,
+    ["preprocess"] = PreprocessBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

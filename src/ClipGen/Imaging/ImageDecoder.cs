@@ -35,6 +35,8 @@ internal sealed class DecodedImage : IDisposable
     /// <summary>Mode I only: Width·Height grey values 0..65535.</summary>
     public int[]? Gray32 { get; set; }
     public bool Rented { get; set; }
+    /// <summary>Set once <see cref="Rgba"/> holds RGBa (colour premultiplied by alpha), so a second resize does not premultiply again.</summary>
+    public bool Premultiplied { get; set; }
 
     public void Dispose()
     {

@@ -229,6 +229,8 @@ public sealed class ImagePreprocessor
         }
 
         var src = image.Rgba.AsSpan(0, w * h * 4);
+        if (same && image.Premultiplied)
+            throw new InvalidOperationException("internal: an image already premultiplied for one resize cannot be reused unresized");
         if (same || image.Mode is PilMode.Rgb or PilMode.L)
         {
             PilResample.Resample8(src, w, h, plan.ResizedW, plan.ResizedH, plan.WinLeft, plan.WinTop, plan.WinW, plan.WinH, interp, window);
@@ -240,7 +242,8 @@ public sealed class ImagePreprocessor
         else
         {
             // RGBA / LA: Pillow converts to RGBa / La, resizes, converts back, then convert("RGB") drops alpha.
-            PilResample.Premultiply(src);
+            if (!image.Premultiplied) PilResample.Premultiply(src);
+            image.Premultiplied = true;
             PilResample.Resample8(src, w, h, plan.ResizedW, plan.ResizedH, plan.WinLeft, plan.WinTop, plan.WinW, plan.WinH, interp, window);
             PilResample.Unpremultiply(window);
         }

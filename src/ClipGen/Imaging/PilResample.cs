@@ -27,6 +27,8 @@ internal static class PilResample
         public required int[] Bounds { get; init; }
         /// <summary>Fixed-point weights (KSize per output position), as <c>normalize_coeffs_8bpc</c> makes them.</summary>
         public required int[] Fixed { get; init; }
+        /// <summary><see cref="Fixed"/> with each weight repeated 4 times, so the SIMD loops load a ready broadcast.</summary>
+        public required int[] Fixed4 { get; init; }
         /// <summary>The normalised double weights (KSize per output position), used by the 32-bit (mode I) path.</summary>
         public required double[] Real { get; init; }
         public int Count => Bounds.Length / 2;
@@ -64,6 +66,19 @@ internal static class PilResample
     /// <paramref name="inSize"/> to <paramref name="outSize"/> (box = the whole input).
     /// </summary>
     internal static Coefficients Compute(int inSize, int outSize, int first, int count, Interpolation interpolation)
+    {
+        // Batches usually repeat sizes: keep the last few coefficient sets (they are immutable once built).
+        var key = (inSize, outSize, first, count, interpolation);
+        if (Cache.TryGetValue(key, out var cached)) return cached;
+        var made = ComputeUncached(inSize, outSize, first, count, interpolation);
+        if (Cache.Count >= 256) Cache.Clear();
+        Cache[key] = made;
+        return made;
+    }
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<(int, int, int, int, Interpolation), Coefficients> Cache = new();
+
+    internal static Coefficients ComputeUncached(int inSize, int outSize, int first, int count, Interpolation interpolation)
     {
         Func<double, double> filter = interpolation == Interpolation.Bilinear ? BilinearFilter : BicubicFilter;
         double filterSupport = interpolation == Interpolation.Bilinear ? 1.0 : 2.0;
@@ -105,7 +120,9 @@ internal static class PilResample
             bounds[2 * i] = xmin;
             bounds[2 * i + 1] = xmax;
         }
-        return new Coefficients { KSize = ksize, Bounds = bounds, Fixed = fixedK, Real = real };
+        var fixed4 = new int[fixedK.Length * 4];
+        for (int i = 0; i < fixedK.Length; i++) fixed4.AsSpan(4 * i, 4).Fill(fixedK[i]);
+        return new Coefficients { KSize = ksize, Bounds = bounds, Fixed = fixedK, Fixed4 = fixed4, Real = real };
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -175,6 +192,7 @@ internal static class PilResample
         fixed (byte* s0 = src)
         fixed (byte* d0 = dst)
         fixed (int* kk = c.Fixed)
+        fixed (int* kk4 = c.Fixed4)
         fixed (int* bounds = c.Bounds)
         {
             if (simd)
@@ -187,11 +205,11 @@ internal static class PilResample
                     for (int xx = 0; xx < n; xx++)
                     {
                         int xmin = bounds[2 * xx], xmax = bounds[2 * xx + 1];
-                        int* k = kk + xx * ksize;
+                        int* k4 = kk4 + xx * ksize * 4;
                         byte* p = srow + xmin * 4;
                         var acc = init;
                         for (int x = 0; x < xmax; x++)
-                            acc += Sse41.ConvertToVector128Int32(p + x * 4) * Vector128.Create(k[x]);
+                            acc += Sse41.ConvertToVector128Int32(p + x * 4) * Vector128.Load(k4 + 4 * x);
                         acc = Vector128.ShiftRightArithmetic(acc, PrecisionBits);
                         var w = Sse41.PackUnsignedSaturate(acc, acc);
                         var b = Sse2.PackUnsignedSaturate(w.AsInt16(), w.AsInt16());
@@ -238,12 +256,14 @@ internal static class PilResample
         fixed (byte* s0 = src)
         fixed (byte* d0 = dst)
         fixed (int* kk = c.Fixed)
+        fixed (int* kk4 = c.Fixed4)
         fixed (int* bounds = c.Bounds)
         {
             for (int yy = 0; yy < n; yy++)
             {
                 int ymin = bounds[2 * yy] - rowOrigin, ymax = bounds[2 * yy + 1];
                 int* k = kk + yy * ksize;
+                int* k4 = kk4 + yy * ksize * 4;
                 byte* sbase = s0 + (long)ymin * srcStride + colOffset;
                 byte* drow = d0 + (long)yy * rowBytes;
                 int j = 0;
@@ -256,7 +276,7 @@ internal static class PilResample
                         byte* p = sbase + j;
                         for (int y = 0; y < ymax; y++, p += srcStride)
                         {
-                            var w = Vector128.Create(k[y]);
+                            var w = Vector128.Load(k4 + 4 * y);
                             a0 += Sse41.ConvertToVector128Int32(p) * w;
                             a1 += Sse41.ConvertToVector128Int32(p + 4) * w;
                             a2 += Sse41.ConvertToVector128Int32(p + 8) * w;

@@ -76,6 +76,23 @@ public sealed class HostileImageTests : IDisposable
     }
 
     [Fact]
+    public void Jpeg_bomb_is_refused_from_skias_header_parse()
+    {
+        // The fixture JPEG with its SOF0 frame header patched to claim 65000×65000.
+        var bytes = Jpeg;
+        int sof = -1;
+        for (int i = 2; i + 9 < bytes.Length; i++)
+            if (bytes[i] == 0xFF && bytes[i + 1] is 0xC0 or 0xC2) { sof = i; break; }
+        Assert.True(sof > 0);
+        bytes[sof + 5] = 0xFD; bytes[sof + 6] = 0xE8; // height 65000
+        bytes[sof + 7] = 0xFD; bytes[sof + 8] = 0xE8; // width 65000
+        var path = _dir.File("bomb.jpg", bytes);
+        var e = Assert.Throws<ClipGenException>(() => _pre.Preprocess(path));
+        Assert.Contains("65000×65000", e.Message);
+        Assert.Contains("above the limit", e.Message);
+    }
+
+    [Fact]
     public void Missing_file()
     {
         var path = Path.Combine(_dir.Path, "nope.png");
