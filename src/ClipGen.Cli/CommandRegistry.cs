@@ -9,5 +9,8 @@ static class CommandRegistry
     [
         new ModelsCommand(),
         new InferCommand(),
+        new SpecInferCommand(),
+        new ConvertCommand(),
+        new DownloadCommand(),
     ];
 }
