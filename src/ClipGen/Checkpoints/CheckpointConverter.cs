@@ -41,8 +41,8 @@ public static class CheckpointConverter
     public static IReadOnlyList<string> Convert(ClipSpec spec, string weightsPath, ConversionTarget target, string output, Action<string>? notes = null)
     {
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
-        CheckpointLoader.CheckActivation(spec, checkpoint, notes);
         var bound = CheckpointLoader.Bind(checkpoint, spec);
+        CheckpointLoader.CheckActivation(spec, checkpoint, notes);
         var naming = target == ConversionTarget.HuggingFace ? CheckpointNaming.HuggingFace : CheckpointNaming.OpenAI;
         var mapping = KeyMapping.For(spec, naming).ToDictionary(m => m.Target.Key, StringComparer.Ordinal);
 

@@ -84,13 +84,13 @@ public static class CheckpointLoader
     /// <summary>
     /// Copies the checkpoint into <paramref name="model"/> (strict: every key of the spec's table, nothing else, exact shapes;
     /// Hugging Face's <c>position_ids</c> are ignored). fp16/bf16 tensors are converted to the model's dtype, or the model is
-    /// converted to the checkpoint's dtype with <see cref="LoadOptions.KeepDType"/>. Checks the activation first.
+    /// converted to the checkpoint's dtype with <see cref="LoadOptions.KeepDType"/>. Checks the activation after the keys.
     /// </summary>
     public static void LoadInto(ClipModule model, ClipCheckpoint checkpoint, LoadOptions? options = null)
     {
         options ??= LoadOptions.Default;
-        CheckActivation(model.Spec, checkpoint, options.Notes);
         var bound = Bind(checkpoint, model.Spec);
+        CheckActivation(model.Spec, checkpoint, options.Notes);
         if (options.KeepDType)
         {
             var floating = bound.SelectMany(b => b.Sources).Select(e => e.DType).Where(d => d is TensorDType.F16 or TensorDType.BF16 or TensorDType.F64).Distinct().ToList();

@@ -71,8 +71,8 @@ public static class ClipModelFactory
         options ??= LoadOptions.Default;
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
         // Check before allocating the model: a wrong file fails fast.
-        CheckpointLoader.CheckActivation(spec, checkpoint, null);
         CheckpointLoader.Bind(checkpoint, spec);
+        CheckpointLoader.CheckActivation(spec, checkpoint, null);
         var model = Create(spec);
         try
         {
