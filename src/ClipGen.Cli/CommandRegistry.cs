@@ -7,8 +7,11 @@ static class CommandRegistry
     // One line per command, in the order --help lists them.
     public static IReadOnlyList<ICommand> All() =>
     [
+        new DemoCommand(),
         new ModelsCommand(),
         new InferCommand(),
+        new TokenizeCommand(),
+        new PreprocessCommand(),
         new SpecInferCommand(),
         new ConvertCommand(),
         new DownloadCommand(),

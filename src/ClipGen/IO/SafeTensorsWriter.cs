@@ -1,18 +1,134 @@
 using System.Buffers.Binary;
-using System.Text;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using ClipGen.Checkpoints;
 using static TorchSharp.torch;
 
 namespace ClipGen.IO;
 
+/// <summary>One tensor to write: a name, a safetensors dtype (<c>F32</c>, <c>I64</c>, …), a shape and its little-endian bytes.</summary>
+public sealed record SafeTensor(string Name, string Dtype, long[] Shape, ReadOnlyMemory<byte> Data)
+{
+    /// <summary>A float32 tensor (the values are copied; .NET floats are little-endian on every supported platform).</summary>
+    public static SafeTensor F32(string name, float[] data, params long[] shape) =>
+        new(name, "F32", shape, MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
+
+    /// <summary>An int64 tensor.</summary>
+    public static SafeTensor I64(string name, long[] data, params long[] shape) =>
+        new(name, "I64", shape, MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
+}
+
 /// <summary>
-/// Writes safetensors files: an 8-byte little-endian header length, the JSON header (padded with spaces to a multiple of 8),
-/// then each tensor's bytes in header order. Tensors are produced one at a time (<see cref="Item.Produce"/>), written and
-/// disposed, so a whole checkpoint is never held in memory. The file is written under a temporary name and renamed into place.
+/// Writes the safetensors format: an 8-byte little-endian header length, a JSON header
+/// (<c>{"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}</c>) padded with spaces to a
+/// multiple of 8 bytes, then the tensors' bytes in the order given. Files are written to a temporary file and renamed.
+/// Raw byte tensors (<see cref="SafeTensor"/>) are written in the order given; torch tensors (<see cref="Item"/>) in name order,
+/// produced one at a time, so a whole checkpoint is never held in memory.
 /// </summary>
 public static class SafeTensorsWriter
 {
+    static readonly Dictionary<string, int> DtypeSizes = new(StringComparer.Ordinal)
+    {
+        ["BOOL"] = 1, ["U8"] = 1, ["I8"] = 1, ["F8_E4M3"] = 1, ["F8_E5M2"] = 1,
+        ["I16"] = 2, ["U16"] = 2, ["F16"] = 2, ["BF16"] = 2,
+        ["I32"] = 4, ["U32"] = 4, ["F32"] = 4,
+        ["I64"] = 8, ["U64"] = 8, ["F64"] = 8,
+    };
+
+    /// <summary>Writes <paramref name="tensors"/> to <paramref name="path"/> atomically.</summary>
+    public static void Write(string path, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                Write(fs, tensors, metadata);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new ClipGenException($"{path}: cannot write the safetensors file ({e.Message})", e);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Writes the safetensors bytes to <paramref name="stream"/>.</summary>
+    public static void Write(Stream stream, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = BuildHeader(tensors, metadata);
+        Span<byte> len = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
+        stream.Write(len);
+        stream.Write(header);
+        foreach (var t in tensors) stream.Write(t.Data.Span);
+    }
+
+    /// <summary>The header JSON, space-padded so that the data starts at a multiple of 8 bytes.</summary>
+    public static byte[] BuildHeader(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        using var ms = new MemoryStream();
+        using (var json = new Utf8JsonWriter(ms))
+        {
+            json.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                json.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) json.WriteString(k, v);
+                json.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var t in tensors)
+            {
+                if (string.IsNullOrEmpty(t.Name) || t.Name == "__metadata__") throw new ArgumentException($"invalid tensor name '{t.Name}'");
+                if (!names.Add(t.Name)) throw new ArgumentException($"duplicate tensor name '{t.Name}'");
+                if (!DtypeSizes.TryGetValue(t.Dtype, out int elem)) throw new ArgumentException($"tensor '{t.Name}': unknown dtype '{t.Dtype}'");
+                long count = 1;
+                foreach (var d in t.Shape)
+                {
+                    if (d < 0) throw new ArgumentException($"tensor '{t.Name}': negative dimension {d}");
+                    count *= d;
+                }
+                if (count * elem != t.Data.Length)
+                    throw new ArgumentException($"tensor '{t.Name}': shape [{string.Join(", ", t.Shape)}] of {t.Dtype} needs {count * elem} bytes, got {t.Data.Length}");
+                json.WriteStartObject(t.Name);
+                json.WriteString("dtype", t.Dtype);
+                json.WriteStartArray("shape");
+                foreach (var d in t.Shape) json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(offset);
+                json.WriteNumberValue(offset + t.Data.Length);
+                json.WriteEndArray();
+                json.WriteEndObject();
+                offset += t.Data.Length;
+            }
+            json.WriteEndObject();
+        }
+        int pad = (int)((8 - ms.Length % 8) % 8);
+        for (int i = 0; i < pad; i++) ms.WriteByte((byte)' ');
+        return ms.ToArray();
+    }
+
+    static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    // Streaming torch tensors (checkpoint conversion, model weights): each tensor is produced, written and disposed in turn.
+
     /// <summary>One tensor to write: its name, stored dtype and shape, and a function that makes it (called once, when its turn comes).</summary>
     public sealed record Item(string Name, TensorDType DType, long[] Shape, Func<Tensor> Produce);
 
@@ -20,7 +136,7 @@ public static class SafeTensorsWriter
     public static void Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
         Write(path, tensors.Select(kv => new Item(kv.Key, FromScalarType(kv.Value.dtype), kv.Value.shape, () => kv.Value.alias())).ToList(), metadata);
 
-    /// <summary>Writes the items in name order (ordinal), each at the next offset, with optional <c>__metadata__</c> (string values).</summary>
+    /// <summary>Writes torch tensors produced one at a time, in name order (ordinal), each at the next offset, with optional <c>__metadata__</c> (string values).</summary>
     /// <exception cref="ClipGenException">A name repeats, or a produced tensor does not match its declared dtype and shape.</exception>
     public static void Write(string path, IReadOnlyList<Item> items, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -30,7 +146,7 @@ public static class SafeTensorsWriter
             if (ordered[i].Name == ordered[i - 1].Name) throw new ClipGenException($"{path}: tensor '{ordered[i].Name}' is written twice");
         if (ordered.Any(i => i.Name == "__metadata__")) throw new ClipGenException($"{path}: '__metadata__' is not a tensor name");
 
-        var header = BuildHeader(ordered, metadata);
+        var header = BuildItemHeader(ordered, metadata);
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
@@ -70,7 +186,7 @@ public static class SafeTensorsWriter
         _ => throw new ClipGenException($"tensors of type {type} cannot be written to safetensors"),
     };
 
-    static byte[] BuildHeader(List<Item> ordered, IReadOnlyDictionary<string, string>? metadata)
+    static byte[] BuildItemHeader(List<Item> ordered, IReadOnlyDictionary<string, string>? metadata)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
