@@ -62,18 +62,25 @@ public static class ClipModelFactory
     /// (file or folder: see <see cref="ClipCheckpoint.Open"/>), strictly, then switches it to evaluation mode.
     /// </summary>
     /// <exception cref="ClipGenException">The checkpoint cannot be read, does not fit the spec, or was trained with another activation.</exception>
-    public static ClipModule Load(string nameOrPath, string weightsPath, LoadOptions options) =>
-        Load(ResolveSpec(nameOrPath), weightsPath, options);
+    public static ClipModule Load(string nameOrPath, string weightsPath, LoadOptions options)
+    {
+        // A YAML path always gives a run-time model (as Create(nameOrPath) does), a name the generated class.
+        var spec = ResolveSpec(nameOrPath);
+        return LoadCore(spec, () => IsSpecPath(nameOrPath) ? new RuntimeClipModel(spec) : Create(nameOrPath), weightsPath, options);
+    }
 
     /// <summary>Creates the model of <paramref name="spec"/> and loads a checkpoint into it (see <see cref="Load(string, string, LoadOptions)"/>).</summary>
-    public static ClipModule Load(ClipSpec spec, string weightsPath, LoadOptions? options = null)
+    public static ClipModule Load(ClipSpec spec, string weightsPath, LoadOptions? options = null) =>
+        LoadCore(spec, () => Create(spec), weightsPath, options);
+
+    static ClipModule LoadCore(ClipSpec spec, Func<ClipModule> create, string weightsPath, LoadOptions? options)
     {
         options ??= LoadOptions.Default;
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
         // Check before allocating the model: a wrong file fails fast.
         CheckpointLoader.Bind(checkpoint, spec);
         CheckpointLoader.CheckActivation(spec, checkpoint, null);
-        var model = Create(spec);
+        var model = create();
         try
         {
             CheckpointLoader.LoadInto(model, checkpoint, options);
