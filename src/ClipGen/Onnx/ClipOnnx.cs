@@ -247,7 +247,11 @@ public static class ClipOnnx
         var mask = CausalMask(b, h.ContextLength);
         using (b.Scope("transformer")) x = Transformer(b, x, h.Transformer, w, mask);
         using (b.Scope("ln_final")) x = LayerNorm(b, x, w);
-        var eot = b.Unsqueeze(b.ArgMax(inputIds, -1, keepDims: true), 2);                         // [N, 1, 1]
+        // OpenAI pools the largest id (the end token); Eos pooling takes the first eos_id (ArgMax returns the first maximum, like torch).
+        var pooled = h.Pooling == Specs.TextPooling.Eos
+            ? b.ArgMax(b.Cast(b.Op1("Equal", [inputIds, b.Const((long)h.EosId)]), OnnxElementType.Int32), -1, keepDims: true)
+            : b.ArgMax(inputIds, -1, keepDims: true);
+        var eot = b.Unsqueeze(pooled, 2);                                                         // [N, 1, 1]
         var shape = b.Concat(0, b.Shape(inputIds, 0, 1), b.Const(new long[] { 1, h.Width }));
         x = b.GatherElements(x, b.Expand(eot, shape), axis: 1);                                    // [N, 1, D]
         x = b.Reshape(x, 0, h.Width);
@@ -256,14 +260,15 @@ public static class ClipOnnx
 
     /// <summary>
     /// CLIP.forward's head: both features normalised (x/‖x‖), scale = logit_scale.exp(),
-    /// logits_per_image = scale·img·txtᵀ, logits_per_text its transpose.
+    /// logits_per_image = scale·img·txtᵀ (+ <c>logit_bias</c> when <paramref name="logitBias"/>), logits_per_text its transpose.
     /// </summary>
-    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, Func<string, Tensor> w)
+    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, Func<string, Tensor> w, bool logitBias = false)
     {
         var img = b.Div(imageFeatures, b.ReduceL2(imageFeatures, [-1], keepDims: true));
         var txt = b.Div(textFeatures, b.ReduceL2(textFeatures, [-1], keepDims: true));
         var scale = b.Exp(b.Parameter("logit_scale", w));
         var perImage = b.Mul(b.MatMul(img, b.Transpose(txt, 1, 0)), scale);
+        if (logitBias) perImage = b.Add(perImage, b.Parameter("logit_bias", w));
         return (perImage, b.Transpose(perImage, 1, 0));
     }
 }
