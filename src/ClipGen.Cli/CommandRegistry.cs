@@ -9,5 +9,7 @@ static class CommandRegistry
     [
         new ModelsCommand(),
         new InferCommand(),
+        new ExportOnnxCommand(),
+        new ParityCommand(),
     ];
 }

@@ -1,3 +1,4 @@
+using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Modeling;
 using TorchSharp;
@@ -10,7 +11,7 @@ sealed class InferCommand : ICommand
 {
     public string Name => "infer";
     public string Summary => "encode pixel_values / input_ids from a safetensors file and write features and logits";
-    public string Usage => "clipgen infer --model <name|alias|spec.yaml> --weights <model.safetensors> --inputs <in.safetensors> --output <out.safetensors>";
+    public string Usage => "clipgen infer --model <name|alias|spec.yaml> --weights <model.safetensors> --inputs <in.safetensors> --output <out.safetensors> [--backend torch|onnx]";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -18,6 +19,7 @@ sealed class InferCommand : ICommand
         var weights = args.Require("weights");
         var inputsPath = args.Require("inputs");
         var outputPath = args.Require("output");
+        var backendKind = ClipBackends.Parse(args.Get("backend") ?? "torch");
         args.RejectUnknown();
 
         var spec = ClipModelFactory.ResolveSpec(modelArg);
@@ -32,21 +34,21 @@ sealed class InferCommand : ICommand
             throw new ClipGenException($"inputs '{inputsPath}': input_ids is [{string.Join(",", ids.shape)}] but {spec.Name} needs [M,L] with L <= {spec.Text.ContextLength}");
 
         using var model = ClipModelFactory.Load(modelArg, weights);
-        using var _ = no_grad();
+        using var backend = ClipBackends.Create(model, backendKind);
         var results = new Dictionary<string, Tensor>();
         try
         {
             Tensor? img = null, txt = null;
-            if (px is not null) results["image_features"] = img = model.EncodeImage(px.to(ScalarType.Float32));
-            if (ids is not null) results["text_features"] = txt = model.EncodeText(ids.to(ScalarType.Int64));
+            if (px is not null) results["image_features"] = img = backend.EncodeImage(px.to(ScalarType.Float32));
+            if (ids is not null) results["text_features"] = txt = backend.EncodeText(ids.to(ScalarType.Int64));
             if (img is not null && txt is not null)
             {
-                var (perImage, perText) = model.Logits(img, txt);
+                var (perImage, perText) = backend.Logits(img, txt);
                 results["logits_per_image"] = perImage;
                 results["logits_per_text"] = perText.contiguous();
             }
             IO.TensorFiles.SaveSafetensors(outputPath, results);
-            stderr.WriteLine($"{spec.Name}: wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
+            stderr.WriteLine($"{spec.Name} ({backendKind.ToString().ToLowerInvariant()}): wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
         }
         finally
         {
