@@ -166,7 +166,7 @@ public static class BackendParity
         foreach (var (name, t, o) in new[] { ("image_features", ti, oi), ("text_features", tt, ot), ("logits_per_image", tl, ol), ("logits_per_text", tlt, olt) })
         {
             double diff = (t.to(ScalarType.Float64) - o.to(ScalarType.Float64)).abs().max().item<double>();
-            double tol = rel * Math.Max(1, t.abs().max().item<double>());
+            double tol = rel * Math.Max(1, t.abs().max().ToDouble());
             if (!(diff <= tol)) problems.Add($"{name}: max|diff| {diff:E3} > {tol:E3}");
         }
         if (problems.Count > 0) throw new Xunit.Sdk.XunitException($"{seed}: {string.Join("; ", problems)}");
