@@ -92,7 +92,7 @@ public class ExportPerSpecTests(ITestOutputHelper output)
         Assert.Equal([-1, 3, info.Spec.Vision.ImageSize, info.Spec.Vision.ImageSize], px);
         Assert.Equal([-1, info.Spec.Text.ContextLength], session.InputMetadata[ClipOnnxNames.InputIds].Dimensions);
         Assert.Equal([-1, info.Spec.EmbedDim], session.OutputMetadata[ClipOnnxNames.ImageFeatures].Dimensions);
-        output.WriteLine($"{name}: {model.OpTypes.Count} nodes, {model.Initializers.Count} initializers, {new FileInfo(data!).Length / 1e9:0.00} GB of sparse zeros, RSS peak {Environment.WorkingSet / 1e6:0} MB");
+        output.WriteLine($"{name}: {model.OpTypes.Count} nodes, {model.Initializers.Count} initializers, {new FileInfo(data!).Length / 1e9:0.00} GB of sparse zeros, working set {Environment.WorkingSet / 1e6:0} MB");
         Directory.Delete(dir, recursive: true);
     }
 
