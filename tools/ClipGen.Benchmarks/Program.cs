@@ -3,6 +3,7 @@ using ClipGen.Benchmarks;
 // Each benchmark is a class with a static Run(string[] args) registered here by name.
 var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
 {
+    ["backends"] = BackendBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
