@@ -43,7 +43,14 @@ namespace ClipGen.Generators
                 .WithTrackingName(Steps.Models);
             context.RegisterSourceOutput(models, static (spc, pair) =>
             {
-                foreach (var (name, text) in Emitter.EmitModel(pair.Left, pair.Right)) spc.AddSource(name, text);
+                try
+                {
+                    foreach (var (name, text) in Emitter.EmitModel(pair.Left, pair.Right)) spc.AddSource(name, text);
+                }
+                catch (System.Exception e) when (!(e is System.OperationCanceledException))
+                {
+                    ReportInternalError(spc, "emitting " + pair.Left.Spec.ClassName, e);
+                }
             });
 
             var registry = resolved.Select(static (r, _) => r.Models.Select(m => m.Spec.ClassName).ToEquatableArray())
@@ -51,7 +58,14 @@ namespace ClipGen.Generators
                 .WithTrackingName(Steps.Registry);
             context.RegisterSourceOutput(registry, static (spc, pair) =>
             {
-                if (pair.Left.Count > 0) spc.AddSource("ClipModels.Registry.g.cs", Emitter.EmitRegistry(pair.Left, pair.Right));
+                try
+                {
+                    if (pair.Left.Count > 0) spc.AddSource("ClipModels.Registry.g.cs", Emitter.EmitRegistry(pair.Left, pair.Right));
+                }
+                catch (System.Exception e) when (!(e is System.OperationCanceledException))
+                {
+                    ReportInternalError(spc, "emitting the registry", e);
+                }
             });
 
             var diagnostics = resolved.Select(static (r, _) => r.Diagnostics).WithTrackingName(Steps.Diagnostics);
@@ -60,6 +74,11 @@ namespace ClipGen.Generators
                 foreach (var d in diags) spc.ReportDiagnostic(DiagnosticDescriptors.Create(d));
             });
         }
+
+        /// <summary>A crash while emitting becomes CLIPGEN099 (house rule 4), not the compiler's generic generator warning.</summary>
+        static void ReportInternalError(SourceProductionContext spc, string what, System.Exception e) =>
+            spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.Get(SpecDiagnosticIds.InternalError), Location.None,
+                "ClipGen's generator failed while " + what + " (" + e.GetType().Name + ": " + e.Message.Replace('\n', ' ') + "); please report it with the spec files"));
 
         static bool IsSpec(AnalyzerConfigOptions options) =>
             options.TryGetValue("build_metadata.AdditionalFiles.ClipGenSpec", out var v) && string.Equals(v, "true", System.StringComparison.OrdinalIgnoreCase);

@@ -7,9 +7,12 @@ static class CommandRegistry
     // One line per command, in the order --help lists them.
     public static IReadOnlyList<ICommand> All() =>
     [
+        new DemoCommand(),
         new ModelsCommand(),
         new InferCommand(),
         new ExportOnnxCommand(),
         new ParityCommand(),
+        new TokenizeCommand(),
+        new PreprocessCommand(),
     ];
 }

@@ -98,7 +98,7 @@ namespace ClipGen.Specs
                 var cut = msg.IndexOf("): ", StringComparison.Ordinal);
                 if (msg.StartsWith("(Line", StringComparison.Ordinal) && cut >= 0) msg = msg.Substring(cut + 3);
                 if (e.InnerException != null && e.InnerException.Message.Length > 0 && !msg.Contains(e.InnerException.Message)) msg += ": " + e.InnerException.Message;
-                diags.Add(new SpecDiagnostic(SpecDiagnosticIds.YamlSyntax, "YAML syntax error: " + msg.Trim().TrimEnd('.') + ".", Loc(path, e.Start, e.End)));
+                diags.Add(new SpecDiagnostic(SpecDiagnosticIds.YamlSyntax, "YAML syntax error: " + msg.Trim().TrimEnd('.') + "; fix the YAML here (indentation, a ': ' after each key, closed brackets and quotes)", Loc(path, e.Start, e.End)));
                 return new SpecDocument(path, text, null, diags);
             }
         }

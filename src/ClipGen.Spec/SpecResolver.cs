@@ -93,6 +93,7 @@ namespace ClipGen.Specs
             // Aliases must not collide with names declared later in the order either.
             var specs = new List<ClipSpec>();
             var files = new Dictionary<string, string>(StringComparer.Ordinal);
+            var classes = new Dictionary<string, (string Spec, SpecLocation At)>(StringComparer.Ordinal); // C# class → first spec using it
             foreach (var d in own)
             {
                 var merged = Merge(d, byName, diags);
@@ -101,6 +102,15 @@ namespace ClipGen.Specs
                 var spec = Build(merged, d.FilePath, diags);
                 if (spec != null && diags.Count == before)
                 {
+                    // Two specs may not become one C# class (e.g. 'a-b' and 'a_b', or the same class_name).
+                    var at = (d.Root!.Find("class_name") ?? d.Root.Find("name")!).Value.Location;
+                    if (classes.TryGetValue(spec.ClassName, out var other))
+                    {
+                        diags.Add(new SpecDiagnostic(SpecDiagnosticIds.DuplicateName,
+                            "class name '" + spec.ClassName + "' of spec '" + spec.Name + "' is already used by spec '" + other.Spec + "' at " + other.At + "; set a different 'class_name'", at));
+                        continue;
+                    }
+                    classes[spec.ClassName] = (spec.Name, at);
                     specs.Add(spec);
                     files[spec.Name] = d.FilePath;
                 }
@@ -203,7 +213,7 @@ namespace ClipGen.Specs
                 var e = parent.Find(key);
                 if (e == null)
                 {
-                    if (required) Error(SpecDiagnosticIds.MissingField, "missing required section '" + key + "' in " + where, parent.Location.Line == 0 ? parent.Location : new SpecLocation(parent.Location.FilePath, parent.Location.Line, parent.Location.Column, 1, parent.Location.Offset));
+                    if (required) Error(SpecDiagnosticIds.MissingField, "missing required section '" + key + "' in " + where + "; add a '" + key + ":' mapping", parent.Location.Line == 0 ? parent.Location : new SpecLocation(parent.Location.FilePath, parent.Location.Line, parent.Location.Column, 1, parent.Location.Offset));
                     return null;
                 }
                 if (e.Value is SpecMapping m) return m;
@@ -216,7 +226,7 @@ namespace ClipGen.Specs
                 var e = m.Find(key);
                 if (e == null)
                 {
-                    if (required) Error(SpecDiagnosticIds.MissingField, "missing required field '" + key + "' in " + where, m.Location);
+                    if (required) Error(SpecDiagnosticIds.MissingField, "missing required field '" + key + "' in " + where + "; add '" + key + ": …' to it", m.Location);
                     return null;
                 }
                 if (e.Value is SpecScalar s) return s;
@@ -354,6 +364,8 @@ namespace ClipGen.Specs
                 else if (le.Value is SpecScalar ls) layers.Add(r.IntValue(ls, "layers", 1));
                 else if (le.Value is SpecSequence lq)
                 {
+                    // A list means a ResNet, even a wrong one: no cascade about a ViT's missing patch_size.
+                    if (vm.Find("patch_size") == null) kind = VisionKind.ModifiedResNet;
                     if (lq.Items.Count != 4)
                         r.Error(SpecDiagnosticIds.BadVisionLayers, "vision 'layers' must be one int (ViT) or a list of four ints (ModifiedResNet stages), not a list of " + lq.Items.Count, lq.Location);
                     else

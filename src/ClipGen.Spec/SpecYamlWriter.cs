@@ -4,7 +4,11 @@ using System.Text;
 
 namespace ClipGen.Specs
 {
-    /// <summary>Writes a resolved spec as complete, canonical YAML (every field explicit, no <c>extends</c>).</summary>
+    /// <summary>
+    /// Writes a resolved spec as complete, canonical YAML (every field explicit except a default <c>eos_id</c> and
+    /// <c>class_name</c>, no <c>extends</c>).
+    /// Resolving the output gives back an equal spec (with an empty <c>Extends</c>).
+    /// </summary>
     public static class SpecYamlWriter
     {
         public static string Write(ClipSpec s)
@@ -12,6 +16,8 @@ namespace ClipGen.Specs
             var b = new StringBuilder();
             b.Append("name: ").Append(Q(s.Name)).Append('\n');
             if (s.Aliases.Count > 0) b.Append("aliases: [").Append(string.Join(", ", s.Aliases.Select(Q))).Append("]\n");
+            // A class_name other than the default must be kept, or the read-back spec names another class.
+            if (s.ClassName != SpecResolver.DefaultClassName(s.Name)) b.Append("class_name: ").Append(s.ClassName).Append('\n');
             b.Append("embed_dim: ").Append(s.EmbedDim).Append('\n');
             b.Append("activation: ").Append(s.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu").Append('\n');
             b.Append("init_logit_scale: ").Append(N(s.InitLogitScale)).Append('\n');
@@ -35,7 +41,9 @@ namespace ClipGen.Specs
             b.Append("  layers: ").Append(s.Text.Layers).Append('\n');
             b.Append("  mlp_ratio: ").Append(N(s.Text.MlpRatio)).Append('\n');
             b.Append("  pooling: ").Append(s.Text.Pooling == TextPooling.Eos ? "eos" : "argmax").Append('\n');
-            b.Append("  eos_id: ").Append(s.Text.EosId).Append('\n');
+            // The default eos_id is left implicit, as in the source spec: the resolver checks only an explicit eos_id
+            // against vocab_size, so writing the default for a small vocabulary would not read back (round trip).
+            if (s.Text.EosId != SpecDefaults.EosId) b.Append("  eos_id: ").Append(s.Text.EosId).Append('\n');
             b.Append("  pad_id: ").Append(s.Text.PadId).Append('\n');
             b.Append("tokenizer:\n  kind: ").Append(s.Tokenizer.Kind).Append('\n');
             b.Append("preprocess:\n");

@@ -4,6 +4,8 @@ using ClipGen.Benchmarks;
 var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
 {
     ["backends"] = BackendBenchmark.Run,
+    ["tokenizer"] = TokenizerBenchmark.Run,
+    ["preprocess"] = PreprocessBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

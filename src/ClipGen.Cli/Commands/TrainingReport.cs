@@ -1,0 +1,84 @@
+using System.Globalization;
+using System.Text.Json;
+using ClipGen.Training;
+
+namespace ClipGen.Cli.Commands;
+
+/// <summary>Writes the per-epoch metrics as JSON lines and draws the loss and accuracy curves (ScottPlot).</summary>
+sealed class TrainingReport
+{
+    readonly string _jsonl;
+    readonly string _png;
+    readonly List<EpochReport> _epochs = new();
+
+    public TrainingReport(string outputDir)
+    {
+        _jsonl = Path.Combine(outputDir, "metrics.jsonl");
+        _png = Path.Combine(outputDir, "curves.png");
+    }
+
+    public string MetricsPath => _jsonl;
+    public string PlotPath => _png;
+    public IReadOnlyList<EpochReport> Epochs => _epochs;
+
+    public void Add(EpochReport r)
+    {
+        _epochs.Add(r);
+        var row = new Dictionary<string, object>
+        {
+            ["epoch"] = r.Epoch + 1, ["step"] = r.Step, ["train_loss"] = r.TrainLoss, ["lr"] = r.LearningRate,
+            ["images_per_s"] = r.ImagesPerSecond, ["seconds"] = r.Seconds,
+        };
+        foreach (var (k, v) in r.Metrics) row[k] = v;
+        File.AppendAllText(_jsonl, JsonSerializer.Serialize(row) + "\n");
+        Plot();
+    }
+
+    void Plot()
+    {
+        var plt = new ScottPlot.Plot();
+        double[] xs = _epochs.Select(e => (double)(e.Epoch + 1)).ToArray();
+        var loss = plt.Add.Scatter(xs, _epochs.Select(e => e.TrainLoss).ToArray());
+        loss.LegendText = "train loss";
+        plt.Axes.Left.Label.Text = "loss";
+        plt.Axes.Bottom.Label.Text = "epoch";
+        var metricNames = _epochs.SelectMany(e => e.Metrics.Keys).Distinct().Where(k => k.Contains("accuracy", StringComparison.Ordinal) || k.Contains("recall", StringComparison.Ordinal)).ToList();
+        foreach (var name in metricNames)
+        {
+            var pts = _epochs.Where(e => e.Metrics.ContainsKey(name)).ToList();
+            var s = plt.Add.Scatter(pts.Select(e => (double)(e.Epoch + 1)).ToArray(), pts.Select(e => e.Metrics[name]).ToArray());
+            s.LegendText = name;
+            s.Axes.YAxis = plt.Axes.Right;
+        }
+        if (metricNames.Count > 0) plt.Axes.Right.Label.Text = "accuracy / recall";
+        plt.ShowLegend();
+        plt.Title("ClipGen training");
+        plt.SavePng(_png, 900, 500);
+    }
+}
+
+/// <summary>A progress line on stderr: redrawn in place on a terminal, every 10% when redirected.</summary>
+sealed class ProgressLine(TextWriter err) : IProgress<TrainProgress>
+{
+    readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(err, Console.Error);
+    int _lastDecile = -1;
+
+    public void Report(TrainProgress p)
+    {
+        var frac = (double)p.Step / Math.Max(1, p.TotalSteps);
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"epoch {p.Epoch + 1} step {p.Step}/{p.TotalSteps} [{Bar(frac)}] loss {p.Loss:F4} lr {p.LearningRate:E2} {p.ImagesPerSecond:F0} img/s");
+        if (_interactive) { err.Write("\r" + text + "   "); if (p.Step == p.TotalSteps) err.WriteLine(); }
+        else
+        {
+            int decile = (int)(frac * 10);
+            if (decile != _lastDecile) { _lastDecile = decile; err.WriteLine(text); }
+        }
+    }
+
+    static string Bar(double f)
+    {
+        int n = (int)Math.Round(f * 20);
+        return new string('#', n) + new string('.', 20 - n);
+    }
+}

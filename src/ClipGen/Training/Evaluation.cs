@@ -1,0 +1,63 @@
+using ClipGen.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipGen.Training;
+
+/// <summary>Evaluation metrics of a CLIP model: zero-shot accuracy and image↔text recall@k.</summary>
+public static class Evaluation
+{
+    /// <summary>
+    /// Zero-shot class embeddings as OpenAI built them: for each class, the normalised text embeddings of every
+    /// template, averaged, then normalised again. Returns [classes, embed_dim].
+    /// </summary>
+    public static Tensor ClassEmbeddings(ClipModule model, IReadOnlyList<string> labels, IReadOnlyList<string> templates, Func<IReadOnlyList<string>, long[]> tokenize)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        int ctx = model.Spec.Text.ContextLength;
+        var rows = new List<Tensor>();
+        foreach (var label in labels)
+        {
+            var prompts = templates.Select(t => t.Replace("{}", label, StringComparison.Ordinal)).ToList();
+            var ids = tensor(tokenize(prompts), [prompts.Count, ctx]);
+            var emb = model.EncodeText(ids);
+            emb = emb / emb.norm(1, keepdim: true);
+            var mean = emb.mean([0]);
+            rows.Add(mean / mean.norm());
+        }
+        return stack(rows).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Fraction of images whose nearest class embedding is their label.</summary>
+    public static double ZeroShotAccuracy(ClipModule model, Tensor classEmbeddings, Tensor pixels, int[] labels, int batchSize = 256)
+    {
+        using var _ = no_grad();
+        int correct = 0;
+        for (int start = 0; start < labels.Length; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var n = Math.Min(batchSize, labels.Length - start);
+            var img = model.EncodeImage(pixels.narrow(0, start, n));
+            img = img / img.norm(1, keepdim: true);
+            var pred = img.matmul(classEmbeddings.t()).argmax(1).data<long>().ToArray();
+            for (int i = 0; i < n; i++) if (pred[i] == labels[start + i]) correct++;
+        }
+        return (double)correct / labels.Length;
+    }
+
+    /// <summary>Image→text and text→image recall@k for paired rows (row i of each is a pair).</summary>
+    public static (double ImageToText, double TextToImage) RecallAtK(Tensor imageEmbeddings, Tensor textEmbeddings, int k)
+    {
+        using var scope = NewDisposeScope();
+        var a = imageEmbeddings / imageEmbeddings.norm(1, keepdim: true);
+        var b = textEmbeddings / textEmbeddings.norm(1, keepdim: true);
+        var sim = a.matmul(b.t());
+        long n = sim.shape[0];
+        k = (int)Math.Min(k, n);
+        var diag = arange(n).unsqueeze(1);
+        var i2t = sim.topk(k, 1).indexes.eq(diag).any(1).to(ScalarType.Float32).mean().item<float>();
+        var t2i = sim.t().topk(k, 1).indexes.eq(diag).any(1).to(ScalarType.Float32).mean().item<float>();
+        return (i2t, t2i);
+    }
+}
