@@ -10,6 +10,8 @@ static class CommandRegistry
         new DemoCommand(),
         new ModelsCommand(),
         new InferCommand(),
+        new ExportOnnxCommand(),
+        new ParityCommand(),
         new TokenizeCommand(),
         new PreprocessCommand(),
         new SpecInferCommand(),

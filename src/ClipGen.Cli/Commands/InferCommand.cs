@@ -1,3 +1,4 @@
+using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Modeling;
 using TorchSharp;
@@ -10,7 +11,7 @@ sealed class InferCommand : ICommand
 {
     public string Name => "infer";
     public string Summary => "encode pixel_values / input_ids from a safetensors file and write features and logits";
-    public string Usage => "clipgen infer [--model <name|alias|spec.yaml>] --weights <file|folder> --inputs <in.safetensors> --output <out.safetensors> [--keep-dtype]\n"
+    public string Usage => "clipgen infer [--model <name|alias|spec.yaml>] --weights <file|folder> --inputs <in.safetensors> --output <out.safetensors> [--keep-dtype] [--backend torch|onnx]\n"
         + "  --weights: safetensors, torch.save .pt/.bin, OpenAI TorchScript .pt, an open_clip hub folder or a Hugging Face folder.\n"
         + "  Without --model the spec is inferred from the weights (printed to stderr).";
 
@@ -21,6 +22,7 @@ sealed class InferCommand : ICommand
         var inputsPath = args.Require("inputs");
         var outputPath = args.Require("output");
         var keepDType = args.Has("keep-dtype");
+        var backendKind = ClipBackends.Parse(args.Get("backend") ?? "torch");
         args.RejectUnknown();
 
         Specs.ClipSpec spec;
@@ -45,20 +47,25 @@ sealed class InferCommand : ICommand
         using var model = ClipModelFactory.Load(spec, weights, options);
         var dtype = model.LogitScale.dtype;
         using var _ = no_grad();
+        if (keepDType && backendKind != BackendKind.Torch)
+            throw new ClipGenException("--keep-dtype works with --backend torch only: the ONNX export computes in float32");
+        using var backend = ClipBackends.Create(model, backendKind);
         var results = new Dictionary<string, Tensor>();
         try
         {
             Tensor? img = null, txt = null;
-            if (px is not null) results["image_features"] = img = model.EncodeImage(px.to(dtype));
-            if (ids is not null) results["text_features"] = txt = model.EncodeText(ids.to(ScalarType.Int64));
+            if (px is not null) results["image_features"] = img = backend.EncodeImage(px.to(backendKind == BackendKind.Torch ? dtype : ScalarType.Float32));
+            if (ids is not null) results["text_features"] = txt = backend.EncodeText(ids.to(ScalarType.Int64));
             if (img is not null && txt is not null)
             {
-                var (perImage, perText) = model.Logits(img, txt);
+                var (perImage, perText) = backend.Logits(img, txt);
                 results["logits_per_image"] = perImage;
-                results["logits_per_text"] = perText.contiguous();
+                var contiguous = perText.contiguous();
+                if (!ReferenceEquals(contiguous, perText)) perText.Dispose();
+                results["logits_per_text"] = contiguous;
             }
             IO.TensorFiles.SaveSafetensors(outputPath, results);
-            stderr.WriteLine($"{spec.Name}: wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
+            stderr.WriteLine($"{spec.Name} ({backendKind.ToString().ToLowerInvariant()}): wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
         }
         finally
         {

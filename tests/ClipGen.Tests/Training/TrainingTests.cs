@@ -74,7 +74,7 @@ public class WeightDecayTests
         foreach (var g in groups)
         {
             using var expected = g.Decay ? before[g.Name] * (1 - 0.1 * 0.5) : before[g.Name].clone();
-            Assert.True(expected.equal(g.Tensor.detach()), $"{g.Name} (decay {g.Decay})");
+            Assert.True(expected.eq(g.Tensor.detach()).all().item<bool>(), $"{g.Name} (decay {g.Decay})");
         }
     }
 
@@ -172,7 +172,7 @@ public class TrainerTests
         var sa = a.state_dict();
         var sb = b2.state_dict();
         Assert.Equal(sa.Keys.Order(), sb.Keys.Order());
-        foreach (var key in sa.Keys) Assert.True(sa[key].equal(sb[key]), $"{key} differs after resume");
+        foreach (var key in sa.Keys) Assert.True(sa[key].eq(sb[key]).all().item<bool>(), $"{key} differs after resume");
     }
 
     [Fact]
