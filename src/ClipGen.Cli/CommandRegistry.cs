@@ -8,6 +8,7 @@ static class CommandRegistry
     public static IReadOnlyList<ICommand> All() =>
     [
         new DemoCommand(),
+        new TrainCommand(),
         new ModelsCommand(),
         new InferCommand(),
         new ExportOnnxCommand(),

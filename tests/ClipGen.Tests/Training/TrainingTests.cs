@@ -148,12 +148,15 @@ public class TrainerTests
         var dirA = TestUtil.TempDir();
         var (a, trainerA, dataA) = Setup(5, 2);
         using var __ = a;
+        // Other tests run in parallel and share torch's global generator, so copy the initial weights explicitly.
+        var initial = a.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         trainerA.Train(dataA, dirA);
 
         var dirB = TestUtil.TempDir();
         var (b1, trainerB1, dataB) = Setup(5, 2);
         using (b1)
         {
+            using (no_grad()) foreach (var (k, v) in b1.state_dict()) v.copy_(initial[k]);
             using var cts = new CancellationTokenSource();
             trainerB1.Progress = new SyncProgress(p => { if (p.Step == 5) cts.Cancel(); });
             var stopped = trainerB1.Train(dataB, dirB, cancel: cts.Token);

@@ -1,0 +1,125 @@
+using System.Globalization;
+using ClipGen.Checkpoints;
+using ClipGen.Modeling;
+using ClipGen.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipGen.Cli.Commands;
+
+/// <summary><c>clipgen train</c>: contrastive training or fine-tuning of any spec on image–caption files.</summary>
+sealed class TrainCommand : ICommand
+{
+    public string Name => "train";
+    public string Summary => "train or fine-tune a CLIP spec on a CSV of filepath,caption (or a folder with sidecar captions)";
+    public string Usage =>
+        "clipgen train --spec <name|spec.yaml> --train <data.csv|folder> --output runs/x [--val val.csv] [--zeroshot-folder DIR] " +
+        "[--epochs 10] [--batch-size 64] [--lr 5e-4] [--warmup 100] [--weight-decay 0.2] [--accumulation 1] [--clip-norm 1.0] " +
+        "[--seed 0] [--weights W (fine-tune)] [--freeze-image-tower] [--resume] [--vocab FILE] [--image-column filepath] [--caption-column caption] [--threads N]";
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        var specArg = args.Require("spec");
+        var trainPath = args.Require("train");
+        var output = args.Require("output");
+        var valPath = args.Get("val");
+        var zeroShotFolder = args.Get("zeroshot-folder");
+        var weights = args.Get("weights");
+        var vocab = args.Get("vocab");
+        var imageColumn = args.Get("image-column") ?? "filepath";
+        var captionColumn = args.Get("caption-column") ?? "caption";
+        var resume = args.Has("resume");
+        var freeze = args.Has("freeze-image-tower");
+        var threads = args.GetInt("threads", Environment.ProcessorCount);
+        var options = new TrainerOptions
+        {
+            Epochs = args.GetInt("epochs", 10),
+            BatchSize = args.GetInt("batch-size", 64),
+            LearningRate = args.GetDouble("lr", 5e-4),
+            WarmupSteps = args.GetInt("warmup", 100),
+            WeightDecay = args.GetDouble("weight-decay", 0.2),
+            AccumulationSteps = args.GetInt("accumulation", 1),
+            GradClipNorm = args.GetDouble("clip-norm", 1.0),
+            Seed = args.GetInt("seed", 0),
+            FreezeImageTower = freeze,
+            LoaderThreads = Math.Max(1, threads),
+        };
+        args.RejectUnknown();
+
+        torch.set_num_threads(Math.Max(1, threads));
+        torch.manual_seed(options.Seed);
+        var spec = ClipModelFactory.ResolveSpec(specArg);
+        using var model = weights is null
+            ? ClipModelFactory.Create(spec)
+            : ClipModelFactory.Load(spec, weights, new LoadOptions { Notes = stderr.WriteLine });
+        var tokenizer = spec.CreateTokenizer(vocab);
+        var preprocessor = spec.CreatePreprocessor();
+        long[] Tokenize(IReadOnlyList<string> texts) => tokenizer.EncodeBatch(texts, spec.Text.ContextLength);
+
+        var train = Directory.Exists(trainPath)
+            ? FileCaptionDataset.FromFolder(trainPath, preprocessor)
+            : FileCaptionDataset.FromCsv(trainPath, preprocessor, imageColumn, captionColumn);
+        foreach (var p in train.Problems) stderr.WriteLine($"skipped {p}");
+        if (train.Count == 0) throw new ClipGenException($"'{trainPath}' holds no usable image–caption pairs ({train.Problems.Count} rows skipped)");
+        stdout.WriteLine($"training {spec.Name} on {train.Count} pairs from {trainPath}" + (train.Problems.Count > 0 ? $" ({train.Problems.Count} bad rows skipped)" : ""));
+
+        FileCaptionDataset? val = null;
+        if (valPath is not null)
+        {
+            val = FileCaptionDataset.FromCsv(valPath, preprocessor, imageColumn, captionColumn);
+            foreach (var p in val.Problems) stderr.WriteLine($"skipped {p}");
+        }
+        var zeroShot = zeroShotFolder is null ? null : LabelledFolder.Read(zeroShotFolder);
+
+        Directory.CreateDirectory(output);
+        var report = new TrainingReport(output);
+        if (!resume && File.Exists(report.MetricsPath)) File.Delete(report.MetricsPath);
+        var trainer = new ClipTrainer(model, options, Tokenize)
+        {
+            Progress = new ProgressLine(stderr),
+            Evaluate = (m, r) =>
+            {
+                if (zeroShot is not null)
+                {
+                    using var classes = Evaluation.ClassEmbeddings(m, zeroShot.Labels, ["a photo of a {}."], Tokenize);
+                    using var px = preprocessor.PreprocessToTensor(zeroShot.Images.Select(i => i.Path).ToList());
+                    r.Metrics["zero_shot_accuracy"] = Evaluation.ZeroShotAccuracy(m, classes, px, zeroShot.Images.Select(i => i.Label).ToArray());
+                }
+                if (val is not null && val.Count > 0)
+                {
+                    using var scope = NewDisposeScope();
+                    var paths = Enumerable.Range(0, val.Count).Select(val.ImagePath).ToList();
+                    var captions = Enumerable.Range(0, val.Count).Select(val.Caption).ToList();
+                    var img = m.EncodeImage(preprocessor.PreprocessToTensor(paths));
+                    var txt = m.EncodeText(tensor(Tokenize(captions), [captions.Count, spec.Text.ContextLength]));
+                    foreach (var k in new[] { 1, 5 })
+                    {
+                        var (i2t, t2i) = Evaluation.RecallAtK(img, txt, k);
+                        r.Metrics[$"image_to_text_recall@{k}"] = i2t;
+                        r.Metrics[$"text_to_image_recall@{k}"] = t2i;
+                    }
+                }
+            },
+        };
+        trainer.EpochCompleted = r =>
+        {
+            report.Add(r);
+            stdout.WriteLine(FormattableString.Invariant($"epoch {r.Epoch + 1}/{options.Epochs}: loss {r.TrainLoss:F4}, {r.ImagesPerSecond:F0} img/s") +
+                string.Concat(r.Metrics.Select(kv => FormattableString.Invariant($", {kv.Key} {kv.Value:F3}"))));
+        };
+
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        TrainerState state;
+        try { state = trainer.Train(data: train, outputDir: output, resume: resume, cancel: cts.Token); }
+        finally { Console.CancelKeyPress -= onCancel; }
+        if (!state.Finished)
+        {
+            stderr.WriteLine($"interrupted at epoch {state.Epoch + 1}, step {state.StepInEpoch}; checkpoint saved. Continue with the same command and --resume.");
+            return 130;
+        }
+        stdout.WriteLine($"done: {state.GlobalStep} steps; weights and optimizer state in {Path.Combine(output, ClipTrainer.WeightsFile)}, metrics {report.MetricsPath}, curves {report.PlotPath}");
+        return 0;
+    }
+}
