@@ -66,7 +66,7 @@ sealed class DemoCommand : ICommand
             test.LoadImage(i, testPixels.AsSpan(i * per, per), null);
             testLabels[i] = SyntheticShapes.LabelIndex(test.Scene(i));
         }
-        using var testTensor = tensor(testPixels, [heldOut, 3, spec.Vision.ImageSize, spec.Vision.ImageSize]);
+        using var testTensor = TensorArrays.FromArray(testPixels, [heldOut, 3, spec.Vision.ImageSize, spec.Vision.ImageSize]);
 
         var report = new TrainingReport(output);
         var options = new TrainerOptions
@@ -133,7 +133,7 @@ sealed class DemoCommand : ICommand
         using (var onnxBackend = ClipBackends.Create((ClipModule)model, BackendKind.Onnx, new ClipBackendOptions { OnnxDirectory = onnxDir }))
         {
             var prompts = SyntheticShapes.Labels.SelectMany(l => Templates.Select(t => t.Replace("{}", l, StringComparison.Ordinal))).ToList();
-            using var ids = tensor(Tokenize(prompts), [prompts.Count, spec.Text.ContextLength]);
+            using var ids = TensorArrays.FromArray(Tokenize(prompts), [prompts.Count, spec.Text.ContextLength]);
             using var ti = torchBackend.EncodeImage(testTensor);
             using var oi = onnxBackend.EncodeImage(testTensor);
             using var tt = torchBackend.EncodeText(ids);

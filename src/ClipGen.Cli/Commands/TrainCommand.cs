@@ -91,7 +91,7 @@ sealed class TrainCommand : ICommand
                     var paths = Enumerable.Range(0, val.Count).Select(val.ImagePath).ToList();
                     var captions = Enumerable.Range(0, val.Count).Select(val.Caption).ToList();
                     var img = m.EncodeImage(preprocessor.PreprocessToTensor(paths));
-                    var txt = m.EncodeText(tensor(Tokenize(captions), [captions.Count, spec.Text.ContextLength]));
+                    var txt = m.EncodeText(TensorArrays.FromArray(Tokenize(captions), [captions.Count, spec.Text.ContextLength]));
                     foreach (var k in new[] { 1, 5 })
                     {
                         var (i2t, t2i) = Evaluation.RecallAtK(img, txt, k);

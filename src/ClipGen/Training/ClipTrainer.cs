@@ -107,8 +107,8 @@ public sealed class ClipTrainer
                 {
                     var (pixels, tokens) = loader.Next();
                     using var scope = NewDisposeScope();
-                    using var px = tensor(pixels, [_o.BatchSize, 3, _model.Spec.Vision.ImageSize, _model.Spec.Vision.ImageSize]);
-                    using var ids = tensor(tokens, [_o.BatchSize, _context]);
+                    using var px = TensorArrays.FromArray(pixels, [_o.BatchSize, 3, _model.Spec.Vision.ImageSize, _model.Spec.Vision.ImageSize]);
+                    using var ids = TensorArrays.FromArray(tokens, [_o.BatchSize, _context]);
                     var output = _model.forward(px, ids);
                     var loss = siglip ? ClipLoss.SigLip(output.LogitsPerImage) : ClipLoss.InfoNce(output.LogitsPerImage, output.LogitsPerText);
                     (loss / _o.AccumulationSteps).backward();

@@ -20,7 +20,7 @@ public static class Evaluation
         foreach (var label in labels)
         {
             var prompts = templates.Select(t => t.Replace("{}", label, StringComparison.Ordinal)).ToList();
-            var ids = tensor(tokenize(prompts), [prompts.Count, ctx]);
+            var ids = TensorArrays.FromArray(tokenize(prompts), [prompts.Count, ctx]);
             var emb = model.EncodeText(ids);
             emb = emb / emb.norm(1, keepdim: true);
             var mean = emb.mean([0]);
