@@ -12,5 +12,8 @@ static class CommandRegistry
         new InferCommand(),
         new TokenizeCommand(),
         new PreprocessCommand(),
+        new ClassifyCommand(),
+        new EmbedCommand(),
+        new SearchCommand(),
     ];
 }

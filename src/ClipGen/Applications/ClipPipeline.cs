@@ -17,15 +17,23 @@ public sealed record SkippedImage(string Path, string Error);
 public sealed class ClipPipeline : IDisposable
 {
     readonly bool _ownsEncoder;
+    readonly Lazy<ITextTokenizer> _tokenizer;
     int _batchSize = 32;
 
     /// <summary>Combines an encoder with a tokenizer and (by default) the spec's preprocessing.</summary>
     public ClipPipeline(IClipEncoder encoder, ITextTokenizer tokenizer, ImagePreprocessor? preprocessor = null, bool ownsEncoder = true)
+        : this(encoder, new Lazy<ITextTokenizer>(tokenizer ?? throw new ArgumentNullException(nameof(tokenizer))), preprocessor, ownsEncoder) { }
+
+    /// <summary>
+    /// As the other constructor, with the tokenizer made on first use of text (so that image-only work never needs
+    /// the vocabulary).
+    /// </summary>
+    public ClipPipeline(IClipEncoder encoder, Lazy<ITextTokenizer> tokenizer, ImagePreprocessor? preprocessor = null, bool ownsEncoder = true)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(tokenizer);
         Encoder = encoder;
-        Tokenizer = tokenizer;
+        _tokenizer = tokenizer;
         Preprocessor = preprocessor ?? encoder.Spec.CreatePreprocessor();
         if (Preprocessor.ImageSize != encoder.Spec.Vision.ImageSize)
             throw new ClipGenException($"the preprocessor makes {Preprocessor.ImageSize}px images but {encoder.Spec.Name} takes {encoder.Spec.Vision.ImageSize}px");
@@ -35,14 +43,15 @@ public sealed class ClipPipeline : IDisposable
     /// <summary>
     /// Loads a model (name, alias or spec.yaml) with its weights on a backend, the spec's preprocessing and tokenizer.
     /// The vocabulary (for <c>clip_bpe</c>) is found by <see cref="Vocabulary.Resolve"/>: <paramref name="vocabPath"/>,
-    /// $CLIPGEN_VOCAB, the weights' folder, the download cache.
+    /// $CLIPGEN_VOCAB, the weights' folder, the download cache; it is loaded on the first use of text.
     /// </summary>
     public static ClipPipeline Load(string model, string weightsPath, string? vocabPath = null, ClipBackend backend = ClipBackend.Torch)
     {
         var encoder = ClipEncoders.Load(model, weightsPath, backend);
         try
         {
-            return new ClipPipeline(encoder, CreateTokenizer(encoder.Spec, vocabPath, weightsPath));
+            var spec = encoder.Spec;
+            return new ClipPipeline(encoder, new Lazy<ITextTokenizer>(() => CreateTokenizer(spec, vocabPath, weightsPath)));
         }
         catch
         {
@@ -58,7 +67,8 @@ public sealed class ClipPipeline : IDisposable
             : spec.CreateTokenizer(vocabPath);
 
     public IClipEncoder Encoder { get; }
-    public ITextTokenizer Tokenizer { get; }
+    /// <summary>The tokenizer (loaded now if it was not yet).</summary>
+    public ITextTokenizer Tokenizer => _tokenizer.Value;
     public ImagePreprocessor Preprocessor { get; }
     public ClipSpec Spec => Encoder.Spec;
 
@@ -212,7 +222,7 @@ public sealed class ClipPipeline<TModel> : IDisposable where TModel : ClipModule
                 encoder = OnnxClipEncoder.FromModel(model);
                 model.Dispose();
             }
-            return new ClipPipeline<TModel>(new ClipPipeline(encoder, ClipPipeline.CreateTokenizer(TModel.ModelSpec, vocabPath, weightsPath)));
+            return new ClipPipeline<TModel>(new ClipPipeline(encoder, new Lazy<ITextTokenizer>(() => ClipPipeline.CreateTokenizer(TModel.ModelSpec, vocabPath, weightsPath))));
         }
         catch
         {

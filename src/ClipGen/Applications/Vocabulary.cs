@@ -26,9 +26,11 @@ public static class Vocabulary
     /// <summary>
     /// The vocabulary to load (a file or a folder <see cref="ClipTokenizer.FromFile"/> accepts), in the order above.
     /// <paramref name="cacheDirectory"/> defaults to <see cref="ClipGenCache.Directory"/>; with <paramref name="allowDownload"/>
-    /// false a missing cache entry is an error instead of a download.
+    /// false a missing cache entry is an error instead of a download. The download comes from
+    /// <paramref name="downloadUrl"/>, else $CLIPGEN_VOCAB_URL, else <see cref="OpenAIUrl"/>, and must match <see cref="OpenAISha256"/>.
     /// </summary>
-    public static string Resolve(string? explicitPath, string? weightsPath, string? cacheDirectory = null, bool allowDownload = true, HttpClient? http = null)
+    public static string Resolve(string? explicitPath, string? weightsPath, string? cacheDirectory = null, bool allowDownload = true,
+        Uri? downloadUrl = null, HttpClient? http = null)
     {
         if (!string.IsNullOrEmpty(explicitPath) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(TextTokenizers.VocabEnvironmentVariable)))
             return TextTokenizers.ResolveVocabPath(explicitPath);
@@ -47,7 +49,7 @@ public static class Vocabulary
         if (!allowDownload)
             throw new ClipGenException($"no CLIP BPE vocabulary: pass --vocab FILE, set CLIPGEN_VOCAB, or put {OpenAIFileName} in {cache}");
         var env = Environment.GetEnvironmentVariable(UrlEnvironmentVariable);
-        var url = string.IsNullOrEmpty(env) ? OpenAIUrl : new Uri(env);
+        var url = downloadUrl ?? (string.IsNullOrEmpty(env) ? OpenAIUrl : new Uri(env));
         DownloadVerified(url, cached, OpenAISha256, http);
         return cached;
     }

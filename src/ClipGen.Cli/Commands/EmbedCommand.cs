@@ -1,0 +1,80 @@
+using System.Globalization;
+using ClipGen.Applications;
+
+namespace ClipGen.Cli.Commands;
+
+/// <summary><c>clipgen embed</c>: image embeddings of a folder, resumable, into a safetensors file Python can read.</summary>
+sealed class EmbedCommand : ICommand
+{
+    public string Name => "embed";
+    public string Summary => "embed a folder of images into <file>.safetensors + <file>.files.txt (resumable)";
+    public string Usage => "clipgen embed " + AppHelpers.ModelUsage + " --images <folder|glob> --output <embeddings.safetensors> [--batch-size N] [--quiet]";
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        var model = AppHelpers.ModelOptions(args);
+        var imagesArg = args.Require("images");
+        var output = args.Require("output");
+        int batch = args.GetInt("batch-size", 64);
+        bool quiet = args.Has("quiet");
+        args.RejectUnknown();
+        if (batch <= 0) throw new CliUsageException($"--batch-size must be positive, not {batch}");
+
+        var files = ImageFiles.Find(imagesArg);
+        using var pipeline = AppHelpers.Load(model);
+        pipeline.BatchSize = batch;
+        var weights = new FileInfo(model.Weights);
+        var progress = new EmbedProgressLine(stderr, quiet);
+        var result = FolderEmbedder.Run(pipeline, files, output, new FolderEmbedderOptions
+        {
+            BatchSize = batch,
+            WeightsIdentity = string.Create(CultureInfo.InvariantCulture, $"{weights.FullName}|{weights.Length}|{weights.LastWriteTimeUtc.Ticks}"),
+            Progress = progress,
+            OnSkipped = s => stderr.WriteLine($"skipped: {s.Error.ReplaceLineEndings(" ")}"),
+            Log = m => stderr.WriteLine(m),
+        });
+        progress.Finish();
+        var skippedNote = result.Skipped.Count > 0 ? $"; {result.Skipped.Count} image(s) skipped" : "";
+        var resumedNote = result.Resumed > 0 ? $"; {result.Resumed} resumed from an earlier run" : "";
+        stderr.WriteLine($"{pipeline.Spec.Name}: wrote {result.Index.Count} embeddings [{result.Index.Count},{result.Index.Dimensions}] to {output} " +
+            $"and the file list to {EmbeddingIndex.FileListPath(output)}{skippedNote}{resumedNote}");
+        return 0;
+    }
+}
+
+/// <summary>Progress on stderr: redrawn in place on a terminal, at most every 2 seconds when redirected.</summary>
+sealed class EmbedProgressLine(TextWriter err, bool quiet) : IProgress<EmbedProgress>
+{
+    readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(err, Console.Error);
+    readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+    TimeSpan _last = TimeSpan.MinValue;
+    EmbedProgress? _latest;
+    bool _pending;
+
+    public void Report(EmbedProgress p)
+    {
+        _latest = p;
+        _pending = true;
+        if (quiet) return;
+        var now = _clock.Elapsed;
+        if (_interactive) { err.Write("\r" + Text(p) + "   "); _pending = false; return; }
+        if (now - _last < TimeSpan.FromSeconds(2) && p.Done < p.Total) return;
+        _last = now;
+        err.WriteLine(Text(p));
+        _pending = false;
+    }
+
+    public void Finish()
+    {
+        if (quiet || _latest is null) return;
+        if (_interactive) err.WriteLine();
+        else if (_pending) err.WriteLine(Text(_latest));
+    }
+
+    static string Text(EmbedProgress p)
+    {
+        var left = p.ImagesPerSecond > 0 ? TimeSpan.FromSeconds((p.Total - p.Done) / p.ImagesPerSecond) : TimeSpan.Zero;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"embed: {p.Done}/{p.Total} images ({100.0 * p.Done / Math.Max(1, p.Total):F0}%), {p.Skipped} skipped, {p.ImagesPerSecond:F1} img/s, about {left:hh\\:mm\\:ss} left");
+    }
+}
