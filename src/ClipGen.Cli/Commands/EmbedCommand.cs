@@ -47,7 +47,7 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet) : IProgress<EmbedProg
 {
     readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(err, Console.Error);
     readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
-    TimeSpan _last = TimeSpan.MinValue;
+    double _lastSeconds = double.NegativeInfinity;
     EmbedProgress? _latest;
     bool _pending;
 
@@ -56,10 +56,10 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet) : IProgress<EmbedProg
         _latest = p;
         _pending = true;
         if (quiet) return;
-        var now = _clock.Elapsed;
+        var now = _clock.Elapsed.TotalSeconds;
         if (_interactive) { err.Write("\r" + Text(p) + "   "); _pending = false; return; }
-        if (now - _last < TimeSpan.FromSeconds(2) && p.Done < p.Total) return;
-        _last = now;
+        if (now - _lastSeconds < 2 && p.Done < p.Total) return;
+        _lastSeconds = now;
         err.WriteLine(Text(p));
         _pending = false;
     }
@@ -73,8 +73,9 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet) : IProgress<EmbedProg
 
     static string Text(EmbedProgress p)
     {
-        var left = p.ImagesPerSecond > 0 ? TimeSpan.FromSeconds((p.Total - p.Done) / p.ImagesPerSecond) : TimeSpan.Zero;
+        double seconds = p.ImagesPerSecond > 0 ? (p.Total - p.Done) / p.ImagesPerSecond : double.PositiveInfinity;
+        var left = seconds < 360000 ? TimeSpan.FromSeconds(Math.Round(seconds)).ToString("c", CultureInfo.InvariantCulture) : "?";
         return string.Create(CultureInfo.InvariantCulture,
-            $"embed: {p.Done}/{p.Total} images ({100.0 * p.Done / Math.Max(1, p.Total):F0}%), {p.Skipped} skipped, {p.ImagesPerSecond:F1} img/s, about {left:hh\\:mm\\:ss} left");
+            $"embed: {p.Done}/{p.Total} images ({100.0 * p.Done / Math.Max(1, p.Total):F0}%), {p.Skipped} skipped, {p.ImagesPerSecond:F1} img/s, about {left} left");
     }
 }

@@ -67,7 +67,6 @@ public sealed class EmbeddingIndex
             ["model"] = Model,
             ["count"] = Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["normalized"] = "true",
-            ["files"] = Path.GetFileName(FileListPath(full)),
             ["files_sha256"] = Convert.ToHexStringLower(SHA256.HashData(list)),
         };
         SafeTensorsWriter.Write(full, [SafeTensor.F32(TensorName, _vectors, Count, Dimensions)], metadata);

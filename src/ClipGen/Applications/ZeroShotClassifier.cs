@@ -124,7 +124,8 @@ public sealed class ZeroShotClassifier : IDisposable
         var prompts = Labels.SelectMany(l => Templates.Select(t => Applications.Templates.Format(t, l))).ToList();
         var emb = _pipeline.EmbedTexts(prompts);                          // [C·T, D], unit rows
         var mean = emb.view(Labels.Count, Templates.Count, -1).mean([1]); // [C, D]
-        return ClipPipeline.Normalize(mean).MoveToOuterDisposeScope();
+        // Detached: the cache outlives whatever dispose scope the first caller happens to be in.
+        return ClipPipeline.Normalize(mean).DetachFromDisposeScope();
     }
 
     /// <summary>Logits [N, classes] of normalised image embeddings [N, D]: exp(logit_scale) · cos.</summary>

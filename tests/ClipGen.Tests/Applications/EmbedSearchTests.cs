@@ -60,7 +60,9 @@ public class EmbedSearchTests(ITestOutputHelper output)
     {
         var images = MakeImages(1000, broken: 2);
         var dir = Path.GetDirectoryName(images)!;
-        string[] Args(string output) => ["embed", "--model", "tiny-vit", "--weights", Weights, "--images", images, "--output", output, "--batch-size", "4"];
+        // The child process does not hold the test models' generated classes: give it the spec file (a run-time model).
+        var spec = Path.Combine(AppContext.BaseDirectory, "specs", "tiny-vit.yaml");
+        string[] Args(string output) => ["embed", "--model", spec, "--weights", Weights, "--images", images, "--output", output, "--batch-size", "6"];
 
         var full = Path.Combine(dir, "full.safetensors");
         var clock = Stopwatch.StartNew();
@@ -90,8 +92,8 @@ public class EmbedSearchTests(ITestOutputHelper output)
         }
         Assert.False(File.Exists(resumed));
         shardsAtKill = Directory.GetFiles(parts, "shard-*.json").Length;
-        output.WriteLine($"killed with {shardsAtKill} of 251 shards committed");
-        Assert.InRange(shardsAtKill, 25, 250);
+        output.WriteLine($"killed with {shardsAtKill} of 167 shards committed");
+        Assert.InRange(shardsAtKill, 25, 166);
 
         (code, err) = RunToEnd(Args(resumed));
         Assert.True(code == 0, err);

@@ -30,9 +30,9 @@ public class EmbeddingGeneratorTests
         TestUtil.AssertClose(expected, actual, "text embeddings");
         Assert.All(embeddings, e => { Assert.Equal(32, e.Dimensions); Assert.Equal("tiny-vit", e.ModelId); });
 
-        // One value at a time (the abstraction's extension) gives the same vector.
+        // One value at a time (the abstraction's extension) gives the same vector (up to batch-size rounding).
         var single = await generator.GenerateVectorAsync(captions[1]);
-        Assert.Equal(embeddings[1].Vector.ToArray(), single.ToArray());
+        Assert.True(single.ToArray().Zip(embeddings[1].Vector.ToArray(), (a, b) => Math.Abs(a - b)).Max() < 1e-6);
 
         await Assert.ThrowsAsync<NotSupportedException>(() => generator.GenerateAsync(captions, new EmbeddingGenerationOptions { Dimensions = 64 }));
     }

@@ -105,7 +105,7 @@ public class VocabularyTests
         var cache = TestUtil.TempDir();
         var weights = EmptyWeightsFolder();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ClipGen.Cli.dll"), "classify", "--model", "tiny-vit", "--weights", weights,
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ClipGen.Cli.dll"), "classify", "--model", Path.Combine(AppContext.BaseDirectory, "specs", "tiny-vit.yaml"), "--weights", weights,
             "--image", AppFixtures.Images[0], "--labels", "a dog,a cat", "--json" })
             psi.ArgumentList.Add(a);
         psi.Environment.Remove("CLIPGEN_VOCAB");

@@ -42,7 +42,10 @@ public class ZeroShotTests
         using var inputs = TestUtil.Read(Fixtures.Path_("reference", folder, "inputs.safetensors"));
         using var outputs = TestUtil.Read(Fixtures.Path_("reference", folder, "outputs.safetensors"));
         using (var ids = pipeline.Tokenize(captions))
-            Assert.True(ids.equal(inputs.Tensors["input_ids"]).item<bool>(), "tokens differ from the fixture's input_ids");
+        {
+            Assert.Equal(inputs.Tensors["input_ids"].shape, ids.shape);
+            Assert.True(ids.eq(inputs.Tensors["input_ids"]).all().item<bool>(), "tokens differ from the fixture's input_ids");
+        }
 
         using var classifier = pipeline.CreateClassifier(captions, ["{}"]);
         var results = classifier.Classify(inputs.Tensors["pixel_values"]);
