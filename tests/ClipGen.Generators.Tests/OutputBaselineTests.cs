@@ -99,8 +99,8 @@ public class OutputBaselineTests
         Assert.Equal(new[]
         {
             "ClipModels.Registry.g.cs",
-            "ViT_B_32.Keys.g.cs", "ViT_B_32.Model.g.cs",
-            "ViT_B_32_quickgelu.Keys.g.cs", "ViT_B_32_quickgelu.Model.g.cs",
+            "ViT_B_32.Keys.g.cs", "ViT_B_32.Model.g.cs", "ViT_B_32.Onnx.g.cs",
+            "ViT_B_32_quickgelu.Keys.g.cs", "ViT_B_32_quickgelu.Model.g.cs", "ViT_B_32_quickgelu.Onnx.g.cs",
         }, names);
     }
 }

@@ -3,6 +3,8 @@ using ClipGen.Benchmarks;
 // Each benchmark is a class with a static Run(string[] args) registered here by name.
 var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
 {
+    ["checkpoint-load"] = CheckpointLoadBenchmark.Run,
+    ["backends"] = BackendBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["preprocess"] = PreprocessBenchmark.Run,
 };

@@ -1,3 +1,4 @@
+using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Modeling;
 using TorchSharp;
@@ -10,17 +11,28 @@ sealed class InferCommand : ICommand
 {
     public string Name => "infer";
     public string Summary => "encode pixel_values / input_ids from a safetensors file and write features and logits";
-    public string Usage => "clipgen infer --model <name|alias|spec.yaml> --weights <model.safetensors> --inputs <in.safetensors> --output <out.safetensors>";
+    public string Usage => "clipgen infer [--model <name|alias|spec.yaml>] --weights <file|folder> --inputs <in.safetensors> --output <out.safetensors> [--keep-dtype] [--backend torch|onnx]\n"
+        + "  --weights: safetensors, torch.save .pt/.bin, OpenAI TorchScript .pt, an open_clip hub folder or a Hugging Face folder.\n"
+        + "  Without --model the spec is inferred from the weights (printed to stderr).";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
-        var modelArg = args.Require("model");
+        var modelArg = args.Get("model");
         var weights = args.Require("weights");
         var inputsPath = args.Require("inputs");
         var outputPath = args.Require("output");
+        var keepDType = args.Has("keep-dtype");
+        var backendKind = ClipBackends.Parse(args.Get("backend") ?? "torch");
         args.RejectUnknown();
 
-        var spec = ClipModelFactory.ResolveSpec(modelArg);
+        Specs.ClipSpec spec;
+        if (modelArg is not null) spec = ClipModelFactory.ResolveSpec(modelArg);
+        else
+        {
+            var inferred = SpecInference.Infer(weights);
+            foreach (var note in inferred.Notes) stderr.WriteLine(note);
+            spec = inferred.Spec;
+        }
         using var inputs = CheckpointLoader.ReadStateDict(inputsPath);
         var px = inputs.Tensors.GetValueOrDefault("pixel_values");
         var ids = inputs.Tensors.GetValueOrDefault("input_ids");
@@ -31,22 +43,29 @@ sealed class InferCommand : ICommand
         if (ids is not null && (ids.dim() != 2 || ids.shape[1] > spec.Text.ContextLength))
             throw new ClipGenException($"inputs '{inputsPath}': input_ids is [{string.Join(",", ids.shape)}] but {spec.Name} needs [M,L] with L <= {spec.Text.ContextLength}");
 
-        using var model = ClipModelFactory.Load(modelArg, weights);
+        var options = new LoadOptions { KeepDType = keepDType, Notes = stderr.WriteLine };
+        using var model = ClipModelFactory.Load(spec, weights, options);
+        var dtype = model.LogitScale.dtype;
         using var _ = no_grad();
+        if (keepDType && backendKind != BackendKind.Torch)
+            throw new ClipGenException("--keep-dtype works with --backend torch only: the ONNX export computes in float32");
+        using var backend = ClipBackends.Create(model, backendKind);
         var results = new Dictionary<string, Tensor>();
         try
         {
             Tensor? img = null, txt = null;
-            if (px is not null) results["image_features"] = img = model.EncodeImage(px.to(ScalarType.Float32));
-            if (ids is not null) results["text_features"] = txt = model.EncodeText(ids.to(ScalarType.Int64));
+            if (px is not null) results["image_features"] = img = backend.EncodeImage(px.to(backendKind == BackendKind.Torch ? dtype : ScalarType.Float32));
+            if (ids is not null) results["text_features"] = txt = backend.EncodeText(ids.to(ScalarType.Int64));
             if (img is not null && txt is not null)
             {
-                var (perImage, perText) = model.Logits(img, txt);
+                var (perImage, perText) = backend.Logits(img, txt);
                 results["logits_per_image"] = perImage;
-                results["logits_per_text"] = perText.contiguous();
+                var contiguous = perText.contiguous();
+                if (!ReferenceEquals(contiguous, perText)) perText.Dispose();
+                results["logits_per_text"] = contiguous;
             }
             IO.TensorFiles.SaveSafetensors(outputPath, results);
-            stderr.WriteLine($"{spec.Name}: wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
+            stderr.WriteLine($"{spec.Name} ({backendKind.ToString().ToLowerInvariant()}): wrote {string.Join(", ", results.Select(kv => $"{kv.Key} [{string.Join(",", kv.Value.shape)}]"))} to {outputPath}");
         }
         finally
         {

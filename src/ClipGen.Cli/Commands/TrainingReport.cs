@@ -34,6 +34,26 @@ sealed class TrainingReport
         Plot();
     }
 
+    static readonly string? FontName = RegisterFont();
+
+    /// <summary>
+    /// SkiaSharp's dependency-free native build does not ask fontconfig for fonts, so text would not render:
+    /// register a system TrueType font with ScottPlot (DejaVu Sans on Debian: package fonts-dejavu-core).
+    /// </summary>
+    static string? RegisterFont()
+    {
+        string[] candidates =
+        [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", "/System/Library/Fonts/Helvetica.ttc", @"C:\Windows\Fonts\arial.ttf",
+        ];
+        var path = candidates.FirstOrDefault(File.Exists);
+        if (path is null) return null;
+        ScottPlot.Fonts.AddFontFile("ClipGenPlotFont", path);
+        ScottPlot.Fonts.Default = "ClipGenPlotFont";
+        return "ClipGenPlotFont";
+    }
+
     void Plot()
     {
         var plt = new ScottPlot.Plot();
@@ -50,9 +70,14 @@ sealed class TrainingReport
             s.LegendText = name;
             s.Axes.YAxis = plt.Axes.Right;
         }
-        if (metricNames.Count > 0) plt.Axes.Right.Label.Text = "accuracy / recall";
-        plt.ShowLegend();
+        if (metricNames.Count > 0)
+        {
+            plt.Axes.Right.Label.Text = "accuracy / recall";
+            plt.Axes.SetLimitsY(0, 1, plt.Axes.Right);
+        }
+        plt.ShowLegend(ScottPlot.Alignment.UpperRight);
         plt.Title("ClipGen training");
+        if (FontName is not null) plt.Font.Set(FontName);
         plt.SavePng(_png, 900, 500);
     }
 }

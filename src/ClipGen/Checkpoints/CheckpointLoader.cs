@@ -1,3 +1,6 @@
+using ClipGen.Modeling;
+using ClipGen.Specs;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ClipGen.Checkpoints;
@@ -13,20 +16,197 @@ public sealed class StateDict(Dictionary<string, Tensor> tensors, string source)
     }
 }
 
-/// <summary>Reads a checkpoint file into named CPU tensors (OpenAI key names).</summary>
+/// <summary>How weights are loaded.</summary>
+public sealed record LoadOptions
+{
+    /// <summary>The default: float32, on the CPU, no notes.</summary>
+    public static LoadOptions Default { get; } = new();
+
+    /// <summary>
+    /// Keep the checkpoint's floating-point dtype (fp16, bf16) instead of converting to float32; the model is converted to it.
+    /// Off by default.
+    /// </summary>
+    public bool KeepDType { get; init; }
+
+    /// <summary>Where the model goes after loading (CPU when null).</summary>
+    public Device? Device { get; init; }
+
+    /// <summary>Receives one line for each assumption made (e.g. an activation the file does not record).</summary>
+    public Action<string>? Notes { get; init; }
+}
+
+/// <summary>
+/// Reads checkpoints of every supported format and naming into a model, strictly, driven by the spec's key table
+/// (<see cref="KeyMapping"/>). Each tensor is copied from the file straight into the model's tensor.
+/// </summary>
 public static class CheckpointLoader
 {
-    public static StateDict ReadStateDict(string path)
+    /// <summary>Reads every tensor of a checkpoint file or folder, with the names as stored (no mapping), converted to <paramref name="convertTo"/> if given.</summary>
+    public static StateDict ReadStateDict(string path, ScalarType? convertTo = null)
     {
-        if (!File.Exists(path)) throw new ClipGenException($"weights file '{path}' does not exist");
+        using var checkpoint = ClipCheckpoint.Open(path);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
-            var dict = TorchSharp.PyBridge.Safetensors.LoadStateDict(path);
-            return new StateDict(dict.ToDictionary(kv => kv.Key, kv => kv.Value), path);
+            foreach (var entry in checkpoint.Source.Entries) tensors.Add(entry.Name, entry.ToTensor(convertTo));
         }
-        catch (Exception e) when (e is not ClipGenException)
+        catch
         {
-            throw new ClipGenException($"cannot read weights '{path}' as safetensors: {e.Message}", e);
+            foreach (var t in tensors.Values) t.Dispose();
+            throw;
+        }
+        return new StateDict(tensors, path);
+    }
+
+    /// <summary>
+    /// Checks that the checkpoint's activation (when it records one) is the spec's; when it does not record one,
+    /// tells <paramref name="notes"/> what is assumed.
+    /// </summary>
+    /// <exception cref="ClipGenException">The checkpoint was trained with the other activation.</exception>
+    public static void CheckActivation(ClipSpec spec, ClipCheckpoint checkpoint, Action<string>? notes)
+    {
+        if (checkpoint.Activation is not { } claim)
+        {
+            notes?.Invoke($"note: weights '{checkpoint.Path}' do not record their activation; assuming {Name(spec.Activation)} as spec '{spec.Name}' says");
+            return;
+        }
+        if (claim.Activation == spec.Activation) return;
+        var keys = KeyTable.Build(spec);
+        var twin = ModelRegistry.All.FirstOrDefault(m => m.Spec.Activation == claim.Activation && m.Keys.SequenceEqual(keys) && m.Name.StartsWith(spec.Name, StringComparison.Ordinal))
+            ?? ModelRegistry.All.FirstOrDefault(m => m.Spec.Activation == claim.Activation && m.Keys.SequenceEqual(keys));
+        var fix = twin is not null ? $"use '{twin.Name}'" : $"set 'activation: {(claim.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu")}' in the spec";
+        var origin = claim.Evidence.StartsWith("it is OpenAI", StringComparison.Ordinal) ? " (OpenAI's release)" : $" ({claim.Evidence})";
+        throw new ClipGenException($"weights '{checkpoint.Path}' were trained with {Name(claim.Activation)}{origin} but spec '{spec.Name}' uses {Name(spec.Activation)}: {fix}");
+    }
+
+    internal static string Name(ActivationKind a) => a == ActivationKind.Gelu ? "GELU" : "QuickGELU";
+
+    /// <summary>
+    /// Copies the checkpoint into <paramref name="model"/> (strict: every key of the spec's table, nothing else, exact shapes;
+    /// Hugging Face's <c>position_ids</c> are ignored). fp16/bf16 tensors are converted to the model's dtype, or the model is
+    /// converted to the checkpoint's dtype with <see cref="LoadOptions.KeepDType"/>. Checks the activation after the keys.
+    /// </summary>
+    public static void LoadInto(ClipModule model, ClipCheckpoint checkpoint, LoadOptions? options = null)
+    {
+        options ??= LoadOptions.Default;
+        var bound = Bind(checkpoint, model.Spec);
+        CheckActivation(model.Spec, checkpoint, options.Notes);
+        if (options.KeepDType)
+        {
+            var floating = bound.SelectMany(b => b.Sources).Select(e => e.DType).Where(d => d is TensorDType.F16 or TensorDType.BF16 or TensorDType.F64).Distinct().ToList();
+            if (floating.Count > 1)
+                throw new ClipGenException($"weights '{checkpoint.Path}' mix {string.Join(" and ", floating)} tensors; load them without keeping the dtype");
+            if (floating.Count == 1) model.to(floating[0].ToScalarType());
+        }
+        var state = model.state_dict();
+        using var _ = no_grad();
+        foreach (var key in bound)
+        {
+            if (!state.TryGetValue(key.Target.Key, out var target))
+                throw new InvalidOperationException($"model {model.Spec.Name} has no tensor '{key.Target.Key}' although its key table lists it");
+            key.CopyInto(target);
+        }
+    }
+
+    /// <summary>
+    /// Matches a checkpoint against a spec's key table: for each key, the entries it comes from. Every problem (missing, unexpected,
+    /// wrong shape) is reported together, by the checkpoint's own names, in one <see cref="ClipGenException"/>.
+    /// </summary>
+    public static IReadOnlyList<BoundKey> Bind(ClipCheckpoint checkpoint, ClipSpec spec)
+    {
+        var naming = checkpoint.Naming;
+        var mapping = KeyMapping.For(spec, naming);
+        var entries = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
+        foreach (var e in checkpoint.Source.Entries) entries[e.Name] = e;
+
+        var missing = new List<string>();
+        var mismatched = new List<string>();
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var bound = new List<BoundKey>(mapping.Count);
+        foreach (var key in mapping)
+        {
+            var sources = new TensorEntry[key.Sources.Count];
+            bool ok = true;
+            for (int i = 0; i < sources.Length; i++)
+            {
+                var name = key.Sources[i];
+                used.Add(name);
+                if (!entries.TryGetValue(name, out var entry)) { missing.Add(name); ok = false; continue; }
+                if (!entry.Shape.AsSpan().SequenceEqual(key.SourceShapes[i]))
+                {
+                    mismatched.Add($"{name} is {TensorEntry.FormatShape(entry.Shape)} in the file but {TensorEntry.FormatShape(key.SourceShapes[i])} in the model");
+                    ok = false;
+                }
+                sources[i] = entry;
+            }
+            if (ok) bound.Add(new BoundKey(key.Target, key.Transform, sources));
+        }
+        var unexpected = checkpoint.Source.Entries.Select(e => e.Name).Where(n => !used.Contains(n) && !KeyMapping.IsIgnored(n, naming)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0)
+        {
+            var shapes = naming == CheckpointNaming.OpenAI ? checkpoint.Source.Entries.ToDictionary(e => e.Name, e => e.Shape) : null;
+            throw new ClipGenException(WeightLoading.Report(spec, checkpoint.Path, missing, unexpected, mismatched, shapes));
+        }
+        return bound;
+    }
+}
+
+/// <summary>One model key bound to the checkpoint entries it is read from.</summary>
+public sealed class BoundKey
+{
+    internal BoundKey(KeyEntry target, KeyTransform transform, TensorEntry[] sources)
+    {
+        Target = target;
+        Transform = transform;
+        Sources = sources;
+    }
+
+    /// <summary>The key (OpenAI name), shape and dtype in the model.</summary>
+    public KeyEntry Target { get; }
+    /// <summary>How the entries make the key.</summary>
+    public KeyTransform Transform { get; }
+    /// <summary>The entries (three for q, k, v).</summary>
+    public IReadOnlyList<TensorEntry> Sources { get; }
+    /// <summary>The stored dtype (of the first entry).</summary>
+    public TensorDType DType => Sources[0].DType;
+
+    /// <summary>Copies into a model tensor of the key's shape (any dtype): straight from the file for <see cref="KeyTransform.Same"/>.</summary>
+    public void CopyInto(Tensor target)
+    {
+        using var _ = no_grad();
+        switch (Transform)
+        {
+            case KeyTransform.Same:
+                Sources[0].CopyInto(target);
+                break;
+            case KeyTransform.Transpose:
+                using (var t = Sources[0].ToTensor())
+                    target.copy_(t.t());
+                break;
+            case KeyTransform.SplitQkv:
+                long part = target.shape[0] / 3;
+                for (int i = 0; i < 3; i++)
+                    using (var slice = target.narrow(0, i * part, part))
+                    using (var t = Sources[i].ToTensor())
+                        slice.copy_(t);
+                break;
+        }
+    }
+
+    /// <summary>Reads the key as a new tensor in OpenAI's layout, in the stored dtype or converted to <paramref name="convertTo"/>.</summary>
+    public Tensor Read(ScalarType? convertTo = null)
+    {
+        var type = convertTo ?? DType.ToScalarType();
+        var result = empty(Target.Shape.ToArray(), type);
+        try
+        {
+            CopyInto(result);
+            return result;
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
         }
     }
 }

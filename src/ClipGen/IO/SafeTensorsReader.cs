@@ -15,6 +15,8 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
 
     readonly MemoryMappedFile _map;
     readonly MemoryMappedViewAccessor _view;
+    readonly FileStream _stream;
+    readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
     byte* _base;
     readonly long _dataStart;
     readonly long _dataLength;
@@ -24,9 +26,11 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
     public IReadOnlyList<TensorEntry> Entries { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    SafeTensorsReader(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* pointer, long dataStart, long dataLength, string headerJson)
+    SafeTensorsReader(string path, FileStream stream, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* pointer, long dataStart, long dataLength, string headerJson)
     {
         Path = path;
+        _stream = stream;
+        _handle = stream.SafeFileHandle;
         _map = map;
         _view = view;
         _base = pointer;
@@ -57,7 +61,7 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
             if (headerLength < 2)
                 throw Fail(path, $"the header is {headerLength} bytes, too short for a JSON object");
 
-            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
             view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
             byte* pointer = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
@@ -70,7 +74,7 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
             catch (System.Text.DecoderFallbackException) { throw Fail(path, "the header is not valid UTF-8"); }
 
             long dataStart = 8 + (long)headerLength;
-            return new SafeTensorsReader(path, map, view, pointer, dataStart, length - dataStart, json);
+            return new SafeTensorsReader(path, stream, map, view, pointer, dataStart, length - dataStart, json);
         }
         catch
         {
@@ -166,9 +170,17 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
 
     void Read(Entry entry, Span<byte> destination)
     {
-        var pointer = _base;
-        if (pointer == null) throw new ObjectDisposedException(Path, $"the checkpoint {Path} was disposed");
-        new ReadOnlySpan<byte>(pointer + _dataStart + entry.Begin, destination.Length).CopyTo(destination);
+        if (_base == null) throw new ObjectDisposedException(Path, $"the checkpoint {Path} was disposed");
+        // Positioned reads straight into the destination: mapped pages would count in the process's RSS
+        // on top of the model's own memory (the mapping is used only for the header).
+        long offset = _dataStart + entry.Begin;
+        while (destination.Length > 0)
+        {
+            int n = RandomAccess.Read(_handle, destination, offset);
+            if (n <= 0) throw new ClipGenException($"{Path}: tensor '{entry.Name}': the file ended early (truncated while open?)");
+            destination = destination[n..];
+            offset += n;
+        }
     }
 
     public void Dispose()
@@ -178,6 +190,7 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _map.Dispose();
+        _stream.Dispose();
     }
 
     static ClipGenException Fail(string path, string message) => new($"{path}: not a valid safetensors file: {message}");

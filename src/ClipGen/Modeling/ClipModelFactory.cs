@@ -1,3 +1,4 @@
+using ClipGen.Checkpoints;
 using ClipGen.Specs;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -53,14 +54,37 @@ public static class ClipModelFactory
     }
 
     /// <summary>Creates the model, loads weights strictly and switches it to evaluation mode.</summary>
-    public static ClipModule Load(string nameOrPath, string weightsPath, Device? device = null)
+    public static ClipModule Load(string nameOrPath, string weightsPath, Device? device = null) =>
+        Load(nameOrPath, weightsPath, new LoadOptions { Device = device });
+
+    /// <summary>
+    /// Creates the model of a spec (name, alias or YAML path) and loads a checkpoint of any supported format into it
+    /// (file or folder: see <see cref="ClipCheckpoint.Open"/>), strictly, then switches it to evaluation mode.
+    /// </summary>
+    /// <exception cref="ClipGenException">The checkpoint cannot be read, does not fit the spec, or was trained with another activation.</exception>
+    public static ClipModule Load(string nameOrPath, string weightsPath, LoadOptions options)
     {
-        var model = Create(nameOrPath);
+        // A YAML path always gives a run-time model (as Create(nameOrPath) does), a name the generated class.
+        var spec = ResolveSpec(nameOrPath);
+        return LoadCore(spec, () => IsSpecPath(nameOrPath) ? new RuntimeClipModel(spec) : Create(nameOrPath), weightsPath, options);
+    }
+
+    /// <summary>Creates the model of <paramref name="spec"/> and loads a checkpoint into it (see <see cref="Load(string, string, LoadOptions)"/>).</summary>
+    public static ClipModule Load(ClipSpec spec, string weightsPath, LoadOptions? options = null) =>
+        LoadCore(spec, () => Create(spec), weightsPath, options);
+
+    static ClipModule LoadCore(ClipSpec spec, Func<ClipModule> create, string weightsPath, LoadOptions? options)
+    {
+        options ??= LoadOptions.Default;
+        using var checkpoint = ClipCheckpoint.Open(weightsPath);
+        // Check before allocating the model: a wrong file fails fast.
+        CheckpointLoader.Bind(checkpoint, spec);
+        CheckpointLoader.CheckActivation(spec, checkpoint, null);
+        var model = create();
         try
         {
-            using (var weights = Checkpoints.CheckpointLoader.ReadStateDict(weightsPath))
-                WeightLoading.Load(model, weights.Tensors, weightsPath);
-            if (device is not null) model.to(device);
+            CheckpointLoader.LoadInto(model, checkpoint, options);
+            if (options.Device is not null) model.to(options.Device);
             model.eval();
             return model;
         }
@@ -69,5 +93,18 @@ public static class ClipModelFactory
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Loads a checkpoint whose spec is inferred from it (<see cref="SpecInference.Infer(ClipCheckpoint, string?)"/>).</summary>
+    public static ClipModule Load(string weightsPath, LoadOptions? options = null)
+    {
+        ClipSpec spec;
+        using (var checkpoint = ClipCheckpoint.Open(weightsPath))
+        {
+            var inferred = SpecInference.Infer(checkpoint);
+            foreach (var note in inferred.Notes) options?.Notes?.Invoke(note);
+            spec = inferred.Spec;
+        }
+        return Load(spec, weightsPath, options);
     }
 }

@@ -24,6 +24,10 @@ public sealed record ClipOutput(Tensor LogitsPerImage, Tensor LogitsPerText) : I
 /// compose their towers with literal hyper-parameters; <see cref="RuntimeClipModel"/> composes them from a spec
 /// loaded at run time.
 /// </summary>
+/// <remarks>
+/// Its ONNX emission: <see cref="Onnx.ClipOnnx.EmitTextEncoder"/> (EncodeText), <see cref="Onnx.ClipOnnx.EmitLogits"/> (Logits) and
+/// <see cref="Onnx.ClipOnnxExporter"/> (whole exports from this module's state_dict).
+/// </remarks>
 public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
 {
     private readonly Parameter positional_embedding;

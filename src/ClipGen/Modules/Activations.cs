@@ -4,6 +4,7 @@ using static TorchSharp.torch;
 namespace ClipGen.Modules;
 
 /// <summary>OpenAI's QuickGELU: <c>x * sigmoid(1.702 x)</c>. Has no parameters.</summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.QuickGelu"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class QuickGELU() : nn.Module<Tensor, Tensor>("QuickGELU")
 {
     public override Tensor forward(Tensor x)

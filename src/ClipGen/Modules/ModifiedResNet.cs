@@ -9,6 +9,7 @@ namespace ClipGen.Modules;
 /// second convolution (anti-aliased), and the downsample branch is AvgPool → 1×1 conv → BatchNorm
 /// (<c>downsample.0</c>, <c>downsample.1</c>).
 /// </summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.Bottleneck"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
     public const int Expansion = 4;
@@ -66,6 +67,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 /// added, and one multi-head attention query (the mean token) attends over all positions, with separate
 /// <c>q_proj</c>/<c>k_proj</c>/<c>v_proj</c> and an output projection <c>c_proj</c>.
 /// </summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.AttentionPool2d"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter positional_embedding;
@@ -107,6 +109,7 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
 /// OpenAI's <c>ModifiedResNet</c>: a 3-convolution stem with an average pool, four Bottleneck stages
 /// (<c>layer1</c>..<c>layer4</c>, strides 1, 2, 2, 2) and an attention pool instead of a global average pool.
 /// </summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.EmitModifiedResNet"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class ModifiedResNet : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1;

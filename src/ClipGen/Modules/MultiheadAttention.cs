@@ -8,6 +8,7 @@ namespace ClipGen.Modules;
 /// <c>nn.MultiheadAttention</c> with PyTorch's parameter names (<c>in_proj_weight</c>, <c>in_proj_bias</c>, <c>out_proj</c>),
 /// written in managed code over batch-first input [N, L, D]. Optionally causal (the text tower's mask).
 /// </summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.MultiheadAttention"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class MultiheadAttention : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter in_proj_weight;

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 namespace ClipGen.Modules;
 
 /// <summary>The MLP of a residual block: <c>c_fc</c> → activation → <c>c_proj</c>.</summary>
+/// <remarks>Its ONNX emission is inline in <see cref="Onnx.ClipOnnx.ResidualAttentionBlock"/> (<c>mlp.c_fc</c>, activation, <c>mlp.c_proj</c>).</remarks>
 public sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear c_fc;
@@ -23,6 +24,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>OpenAI's <c>ResidualAttentionBlock</c>: <c>x + attn(ln_1(x))</c>, then <c>x + mlp(ln_2(x))</c>.</summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.ResidualAttentionBlock"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
 {
     private readonly MultiheadAttention attn;
@@ -49,6 +51,7 @@ public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>A stack of residual attention blocks (<c>resblocks.N</c>), batch-first [N, L, D].</summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.Transformer"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class Transformer : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<ResidualAttentionBlock> resblocks;

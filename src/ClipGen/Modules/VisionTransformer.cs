@@ -8,6 +8,7 @@ namespace ClipGen.Modules;
 /// OpenAI's <c>VisionTransformer</c>: patch embedding (<c>conv1</c>, no bias), class token, positional embedding,
 /// <c>ln_pre</c>, transformer, <c>ln_post</c> on the class token, then <c>proj</c>.
 /// </summary>
+/// <remarks>Its ONNX emission: <see cref="Onnx.ClipOnnx.EmitVisionTransformer"/> (same keys, same numbers; house rule 7).</remarks>
 public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter class_embedding;

@@ -9,6 +9,11 @@ namespace ClipGen.Onnx;
 /// the caller enters the child's scope (<c>using (b.Scope("ln_1"))</c>), so weights are read by their full state_dict key
 /// through <c>w</c>. Transformers run batch-first internally ([N, L, D]); OpenAI's [L, N, D] gives the same numbers.
 /// </summary>
+/// <remarks>
+/// House rule 7 (forward and emission side by side) is kept by cross-reference: every TorchSharp block in
+/// <c>ClipGen.Modules</c> names its emitter here in its XML doc, and each emitter names its module. The emitters stay in one
+/// class because they share the builder helpers and are unit-tested together against the reference fixtures.
+/// </remarks>
 public static class ClipOnnx
 {
     const float LayerNormEps = 1e-5f;
@@ -46,6 +51,7 @@ public static class ClipOnnx
     public static OnnxValue AvgPool2d(OnnxGraphBuilder b, OnnxValue x, int k) => b.AveragePool(x, [k, k], [k, k]);
 
     /// <summary>QuickGELU: x·sigmoid(1.702x).</summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.QuickGELU"/>.</remarks>
     public static OnnxValue QuickGelu(OnnxGraphBuilder b, OnnxValue x) => b.Mul(x, b.Sigmoid(b.Mul(x, b.Const(1.702f))));
 
     /// <summary>Exact GELU: 0.5·x·(1 + erf(x/√2)); the native <c>Gelu</c> op from opset 20.</summary>
@@ -87,6 +93,7 @@ public static class ClipOnnx
     /// nn.MultiheadAttention(width, heads) self-attention on [N, L, D] (<c>in_proj_weight</c> [3D, D], <c>in_proj_bias</c>,
     /// <c>out_proj.weight</c>, <c>out_proj.bias</c>), with an optional additive [L, L] mask.
     /// </summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.MultiheadAttention"/>.</remarks>
     public static OnnxValue MultiheadAttention(OnnxGraphBuilder b, OnnxValue x, int width, int heads, Func<string, Tensor> w, OnnxValue? mask = null)
     {
         var qkv = b.Add(b.MatMul(x, b.Transpose(b.Parameter("in_proj_weight", w, [3L * width, width]), 1, 0)), b.Parameter("in_proj_bias", w, [3L * width]));
@@ -107,6 +114,7 @@ public static class ClipOnnx
     // ---------------------------------------------------------------- transformer
 
     /// <summary>ResidualAttentionBlock: x + attn(ln_1(x)); x + mlp(ln_2(x)), mlp = c_fc → act → c_proj.</summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.ResidualAttentionBlock"/>.</remarks>
     public static OnnxValue ResidualAttentionBlock(OnnxGraphBuilder b, OnnxValue x, TransformerHyper h, Func<string, Tensor> w, OnnxValue? mask = null)
     {
         OnnxValue y;
@@ -124,6 +132,7 @@ public static class ClipOnnx
     }
 
     /// <summary>Transformer: <c>resblocks.0 .. resblocks.{Layers-1}</c> on [N, L, D].</summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.Transformer"/>.</remarks>
     public static OnnxValue Transformer(OnnxGraphBuilder b, OnnxValue x, TransformerHyper h, Func<string, Tensor> w, OnnxValue? mask = null)
     {
         for (int i = 0; i < h.Layers; i++)
@@ -146,6 +155,7 @@ public static class ClipOnnx
     /// VisionTransformer: conv1 (no bias) patches, prepend class_embedding, + positional_embedding, ln_pre, transformer,
     /// ln_post on the class token, @ proj. [N, 3, R, R] → [N, OutputDim].
     /// </summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.VisionTransformer"/>.</remarks>
     public static OnnxValue EmitVisionTransformer(OnnxGraphBuilder b, OnnxValue pixels, VitHyper h, Func<string, Tensor> w)
     {
         OnnxValue x;
@@ -163,6 +173,7 @@ public static class ClipOnnx
     }
 
     /// <summary>Bottleneck (expansion 4): conv1/bn1/relu, conv2 3×3/bn2/relu, avgpool(stride), conv3/bn3, + downsample(x), relu.</summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.Bottleneck"/>.</remarks>
     public static OnnxValue Bottleneck(OnnxGraphBuilder b, OnnxValue x, int inplanes, int planes, int stride, Func<string, Tensor> w)
     {
         OnnxValue o;
@@ -190,6 +201,7 @@ public static class ClipOnnx
     /// AttentionPool2d: flatten HW, prepend the mean token, + positional_embedding, attention of the first token over all
     /// (separate q_proj/k_proj/v_proj, c_proj out). [N, C, H, W] → [N, outputDim].
     /// </summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.AttentionPool2d"/>.</remarks>
     public static OnnxValue AttentionPool2d(OnnxGraphBuilder b, OnnxValue x, int spacialDim, int embedDim, int heads, int outputDim, Func<string, Tensor> w)
     {
         x = b.Transpose(b.Reshape(x, 0, 0, -1), 0, 2, 1);                               // [N, HW, C]
@@ -206,6 +218,7 @@ public static class ClipOnnx
     }
 
     /// <summary>ModifiedResNet: stem (3 convs, avgpool 2), layer1..layer4, attnpool. [N, 3, R, R] → [N, OutputDim].</summary>
+    /// <remarks>TorchSharp forward: <see cref="Modules.ModifiedResNet"/>.</remarks>
     public static OnnxValue EmitModifiedResNet(OnnxGraphBuilder b, OnnxValue pixels, ResNetHyper h, Func<string, Tensor> w)
     {
         var x = pixels;
@@ -239,6 +252,7 @@ public static class ClipOnnx
     /// encode_text at the model root: token_embedding Gather, + positional_embedding, causal transformer, ln_final,
     /// the row at argmax(input_ids) (the end token), @ text_projection. [N, C] int64 → [N, OutputDim].
     /// </summary>
+    /// <remarks>TorchSharp forward: <see cref="Modeling.ClipModule.EncodeText"/>.</remarks>
     public static OnnxValue EmitTextEncoder(OnnxGraphBuilder b, OnnxValue inputIds, TextHyper h, Func<string, Tensor> w)
     {
         OnnxValue x;
@@ -247,7 +261,11 @@ public static class ClipOnnx
         var mask = CausalMask(b, h.ContextLength);
         using (b.Scope("transformer")) x = Transformer(b, x, h.Transformer, w, mask);
         using (b.Scope("ln_final")) x = LayerNorm(b, x, w);
-        var eot = b.Unsqueeze(b.ArgMax(inputIds, -1, keepDims: true), 2);                         // [N, 1, 1]
+        // OpenAI pools the largest id (the end token); Eos pooling takes the first eos_id (ArgMax returns the first maximum, like torch).
+        var pooled = h.Pooling == Specs.TextPooling.Eos
+            ? b.ArgMax(b.Cast(b.Op1("Equal", [inputIds, b.Const((long)h.EosId)]), OnnxElementType.Int32), -1, keepDims: true)
+            : b.ArgMax(inputIds, -1, keepDims: true);
+        var eot = b.Unsqueeze(pooled, 2);                                                         // [N, 1, 1]
         var shape = b.Concat(0, b.Shape(inputIds, 0, 1), b.Const(new long[] { 1, h.Width }));
         x = b.GatherElements(x, b.Expand(eot, shape), axis: 1);                                    // [N, 1, D]
         x = b.Reshape(x, 0, h.Width);
@@ -256,14 +274,16 @@ public static class ClipOnnx
 
     /// <summary>
     /// CLIP.forward's head: both features normalised (x/‖x‖), scale = logit_scale.exp(),
-    /// logits_per_image = scale·img·txtᵀ, logits_per_text its transpose.
+    /// logits_per_image = scale·img·txtᵀ (+ <c>logit_bias</c> when <paramref name="logitBias"/>), logits_per_text its transpose.
     /// </summary>
-    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, Func<string, Tensor> w)
+    /// <remarks>TorchSharp forward: <see cref="Modeling.ClipModule.Logits"/>.</remarks>
+    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, Func<string, Tensor> w, bool logitBias = false)
     {
         var img = b.Div(imageFeatures, b.ReduceL2(imageFeatures, [-1], keepDims: true));
         var txt = b.Div(textFeatures, b.ReduceL2(textFeatures, [-1], keepDims: true));
         var scale = b.Exp(b.Parameter("logit_scale", w));
         var perImage = b.Mul(b.MatMul(img, b.Transpose(txt, 1, 0)), scale);
+        if (logitBias) perImage = b.Add(perImage, b.Parameter("logit_bias", w));
         return (perImage, b.Transpose(perImage, 1, 0));
     }
 }

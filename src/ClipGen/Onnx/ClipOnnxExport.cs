@@ -14,6 +14,9 @@ public enum ClipOnnxKind
 
     /// <summary>Both inputs → image_features, text_features, logits_per_image, logits_per_text.</summary>
     Full,
+
+    /// <summary>All three files (<see cref="ClipOnnxExporter"/> only; a single graph is never of this kind).</summary>
+    All,
 }
 
 /// <summary>Graph input/output names and metadata keys of ClipGen's CLIP exports.</summary>
@@ -44,6 +47,15 @@ public static class ClipOnnxNames
     public const string MetaVocabSize = "clipgen.vocab_size";
     public const string MetaActivation = "clipgen.activation";
     public const string MetaWeightStorage = "clipgen.weight_storage";
+    public const string MetaSpecName = "clipgen.spec_name";
+    public const string MetaSpecYaml = "clipgen.spec_yaml";
+    public const string MetaMean = "clipgen.mean";
+    public const string MetaStd = "clipgen.std";
+    public const string MetaTokenizer = "clipgen.tokenizer";
+    public const string MetaPooling = "clipgen.pooling";
+    public const string MetaEosId = "clipgen.eos_id";
+    public const string MetaLogitScale = "clipgen.logit_scale";
+    public const string MetaLogitBias = "clipgen.logit_bias";
 
     /// <summary>Value of <see cref="MetaFormat"/>; bump when names or layout change.</summary>
     public const string FormatVersion = "1";
@@ -85,9 +97,27 @@ public static class ClipOnnxExport
         OnnxValue img;
         using (b.Scope("visual")) img = ClipOnnx.EmitVision(b, pixels, h.Vision, w);
         var txt = ClipOnnx.EmitTextEncoder(b, ids, h.Text, w);
-        var (perImage, perText) = ClipOnnx.EmitLogits(b, img, txt, w);
+        var (perImage, perText) = ClipOnnx.EmitLogits(b, img, txt, w, h.LogitBias);
         b.Output(img, ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.ImageBatch, h.EmbedDim);
         b.Output(txt, ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.TextBatch, h.EmbedDim);
+        b.Output(perImage, ClipOnnxNames.LogitsPerImage, OnnxElementType.Float, ClipOnnxNames.ImageBatch, ClipOnnxNames.TextBatch);
+        b.Output(perText, ClipOnnxNames.LogitsPerText, OnnxElementType.Float, ClipOnnxNames.TextBatch, ClipOnnxNames.ImageBatch);
+        return b;
+    }
+
+    /// <summary>
+    /// CLIP's head alone: <c>image_features</c> [image_batch, E], <c>text_features</c> [text_batch, E] → logits_per_image,
+    /// logits_per_text, with the temperature (stored, before exp) and optional SigLIP bias as weights.
+    /// </summary>
+    public static OnnxGraphBuilder LogitsHead(int embedDim, float logitScale, float? logitBias = null, OnnxBuilderOptions? options = null)
+    {
+        var b = new OnnxGraphBuilder(options);
+        var img = b.Input(ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.ImageBatch, embedDim);
+        var txt = b.Input(ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.TextBatch, embedDim);
+        using var scale = tensor(logitScale);
+        using var bias = tensor(logitBias ?? 0f);
+        Tensor W(string key) => key == "logit_scale" ? scale : bias;
+        var (perImage, perText) = ClipOnnx.EmitLogits(b, img, txt, W, logitBias.HasValue);
         b.Output(perImage, ClipOnnxNames.LogitsPerImage, OnnxElementType.Float, ClipOnnxNames.ImageBatch, ClipOnnxNames.TextBatch);
         b.Output(perText, ClipOnnxNames.LogitsPerText, OnnxElementType.Float, ClipOnnxNames.TextBatch, ClipOnnxNames.ImageBatch);
         return b;

@@ -1,3 +1,5 @@
+using ClipGen.Specs;
+
 namespace ClipGen.Onnx;
 
 /// <summary>The MLP activation of a residual attention block.</summary>
@@ -60,10 +62,32 @@ public sealed record ResNetHyper(int ImageSize, int Layer1, int Layer2, int Laye
 /// <summary>CLIP's text tower (root keys <c>token_embedding</c>, <c>positional_embedding</c>, <c>transformer</c>, <c>ln_final</c>, <c>text_projection</c>).</summary>
 /// <param name="ContextLength">Tokens per caption (77).</param>
 /// <param name="VocabSize">Vocabulary size (49408).</param>
-public sealed record TextHyper(int ContextLength, int VocabSize, int Width, int Layers, int Heads, int OutputDim, Activation Activation, double MlpRatio = 4.0)
+/// <param name="Pooling">Which token is pooled: the largest id (OpenAI) or the first <paramref name="EosId"/>.</param>
+/// <param name="EosId">End-of-text id, used by <see cref="TextPooling.Eos"/> pooling.</param>
+public sealed record TextHyper(int ContextLength, int VocabSize, int Width, int Layers, int Heads, int OutputDim, Activation Activation, double MlpRatio = 4.0,
+    TextPooling Pooling = TextPooling.Argmax, int EosId = SpecDefaults.EosId)
 {
     public TransformerHyper Transformer => new(Width, Layers, Heads, Activation, MlpRatio);
 }
 
 /// <summary>A whole CLIP model.</summary>
-public sealed record ClipHyper(int EmbedDim, VisionHyper Vision, TextHyper Text);
+/// <param name="LogitBias">True when the model has SigLIP's <c>logit_bias</c>, added to the scaled logits.</param>
+public sealed record ClipHyper(int EmbedDim, VisionHyper Vision, TextHyper Text, bool LogitBias = false)
+{
+    /// <summary>
+    /// The emitters' hyper-parameters of a resolved spec: the one bridge from <see cref="ClipSpec"/> to the ONNX side,
+    /// applying the same derivations (heads, MLP widths, grid) as the TorchSharp composition in
+    /// <see cref="Modeling.ClipModule.CreateVisual"/>. Generated models hold the same value as literals (<c>OnnxHyper</c>).
+    /// </summary>
+    public static ClipHyper FromSpec(ClipSpec spec)
+    {
+        var act = spec.Activation == ActivationKind.Gelu ? Activation.Gelu : Activation.QuickGelu;
+        var v = spec.Vision;
+        VisionHyper vision = v.Kind == VisionKind.VisionTransformer
+            ? new VitHyper(v.ImageSize, v.PatchSize, v.Width, v.Layers[0], spec.VisionHeads, spec.EmbedDim, act, v.MlpRatio)
+            : new ResNetHyper(v.ImageSize, v.Layers[0], v.Layers[1], v.Layers[2], v.Layers[3], v.Width, spec.VisionHeads, spec.EmbedDim);
+        var t = spec.Text;
+        var text = new TextHyper(t.ContextLength, t.VocabSize, t.Width, t.Layers, t.Heads, spec.EmbedDim, act, t.MlpRatio, t.Pooling, t.EosId);
+        return new ClipHyper(spec.EmbedDim, vision, text, spec.Loss == LossKind.SigLip);
+    }
+}

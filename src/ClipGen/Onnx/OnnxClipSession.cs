@@ -204,7 +204,7 @@ public sealed class OnnxClipSession : IDisposable
     }
 
     /// <summary>The input itself when it already is a contiguous CPU tensor of the right dtype, else a converted copy.</summary>
-    static Tensor Prepare(Tensor t, ScalarType dtype, int rank, string name)
+    internal static Tensor Prepare(Tensor t, ScalarType dtype, int rank, string name)
     {
         if (t.dim() != rank) throw new ArgumentException($"{name} must have rank {rank}, not {t.dim()}");
         if (t.device_type == TorchSharp.DeviceType.CPU && t.dtype == dtype && t.is_contiguous()) return t.alias();
@@ -212,7 +212,7 @@ public sealed class OnnxClipSession : IDisposable
     }
 
     /// <summary>An OrtValue over the tensor's own CPU memory (no copy); the tensor must outlive it.</summary>
-    static unsafe OrtValue Wrap(Tensor t, TensorElementType type)
+    internal static unsafe OrtValue Wrap(Tensor t, TensorElementType type)
     {
         // Tensor.bytes is a span over libtorch's buffer, so the address taken here stays valid while the tensor lives.
         fixed (byte* p = t.bytes)

@@ -35,6 +35,13 @@ public sealed record OnnxBuilderOptions
     /// <summary>The model's producer_name.</summary>
     public string ProducerName { get; init; } = "ClipGen";
 
+    /// <summary>
+    /// Record weights by shape only, never reading their data: <see cref="OnnxGraphBuilder.Save"/> writes them as zeros in a sparse
+    /// external-data file, and <see cref="OnnxGraphBuilder.ToBytes"/> refuses. For checking the structure of models too big to
+    /// materialise (the weights function may return stand-ins such as <c>torch.zeros([]).expand(shape)</c>).
+    /// </summary>
+    public bool PlaceholderWeights { get; init; }
+
     /// <summary>The model's producer_version.</summary>
     public string ProducerVersion { get; init; } = typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0";
 }
@@ -87,6 +94,7 @@ public sealed partial class OnnxGraphBuilder
     readonly Dictionary<string, OnnxValue> _parameters = new(StringComparer.Ordinal);
     readonly HashSet<string> _names = new(StringComparer.Ordinal);
     readonly Dictionary<string, string> _metadata = new(StringComparer.Ordinal);
+    readonly HashSet<string> _placeholders = new(StringComparer.Ordinal);
     int _nodeCounter;
 
     public OnnxGraphBuilder(OnnxBuilderOptions? options = null)
@@ -216,6 +224,7 @@ public sealed partial class OnnxGraphBuilder
 
     OnnxValue AddTensorInitializer(string name, torch.Tensor t)
     {
+        if (Options.PlaceholderWeights) return AddPlaceholder(name, t);
         if (t.device_type != DeviceType.CPU)
             throw new ArgumentException($"weight '{name}' must be on the CPU, not {t.device}");
         using var c = t.contiguous();
@@ -242,6 +251,34 @@ public sealed partial class OnnxGraphBuilder
                 throw new NotSupportedException($"weight '{name}' has dtype {c.dtype}; float32, float16 and int64 are supported");
         }
     }
+
+    OnnxValue AddPlaceholder(string name, torch.Tensor t)
+    {
+        var type = t.dtype switch
+        {
+            torch.ScalarType.Int64 => OnnxElementType.Int64,
+            torch.ScalarType.Float32 or torch.ScalarType.Float16 when Options.WeightStorage == OnnxWeightStorage.Float16 || t.dtype == torch.ScalarType.Float16 => OnnxElementType.Float16,
+            torch.ScalarType.Float32 => OnnxElementType.Float,
+            _ => throw new NotSupportedException($"weight '{name}' has dtype {t.dtype}; float32, float16 and int64 are supported"),
+        };
+        Claim(name);
+        var proto = new TensorProto { Name = name, DataType = (int)type };
+        foreach (var d in t.shape) proto.Dims.Add(d);
+        _graph.Initializer.Add(proto);
+        _placeholders.Add(name);
+        var v = new OnnxValue(this, name);
+        return type == OnnxElementType.Float16 ? Cast(v, OnnxElementType.Float) : v;
+    }
+
+    static long ElementSize(int type) => (OnnxElementType)type switch
+    {
+        OnnxElementType.Float16 => 2,
+        OnnxElementType.Int64 => 8,
+        _ => 4,
+    };
+
+    /// <summary>True when the graph holds placeholder (shape-only) weights.</summary>
+    public bool HasPlaceholders => _placeholders.Count > 0;
 
     /// <summary>Adds an initializer with a full (unscoped) name and little-endian raw bytes.</summary>
     public OnnxValue AddInitializer(string name, OnnxElementType type, ReadOnlySpan<long> dims, ReadOnlySpan<byte> littleEndianData)
@@ -386,13 +423,18 @@ public sealed partial class OnnxGraphBuilder
         return m;
     }
 
-    long InitializerBytes => _graph.Initializer.Sum(t => (long)t.RawData.Length);
+    long InitializerBytes => _graph.Initializer.Sum(t => _placeholders.Contains(t.Name) ? t.Dims.Aggregate(ElementSize(t.DataType), (a, d) => a * d) : t.RawData.Length);
+
+    /// <summary>Bytes of all initializers (placeholders counted at their full size).</summary>
+    public long WeightBytes => InitializerBytes;
 
     /// <summary>The serialised model with all initializers inline (fails over 2 GB; use <see cref="Save"/>).</summary>
     public byte[] ToBytes()
     {
         if (InitializerBytes >= ProtobufLimit)
             throw new InvalidOperationException("the model is over 2 GB; save it to a file with external data instead");
+        if (HasPlaceholders)
+            throw new InvalidOperationException("the graph has placeholder weights, which exist only as external data; save it to a file");
         return Snapshot().ToByteArray();
     }
 
@@ -408,38 +450,46 @@ public sealed partial class OnnxGraphBuilder
         bool external = options.ExternalData switch
         {
             OnnxExternalDataMode.Always => true,
-            OnnxExternalDataMode.Never => false,
-            _ => InitializerBytes >= ProtobufLimit,
+            OnnxExternalDataMode.Never => HasPlaceholders ? throw new InvalidOperationException("placeholder weights need external data") : false,
+            _ => InitializerBytes >= ProtobufLimit || HasPlaceholders,
         };
         string? dataPath = null;
         if (external)
         {
             var fileName = options.ExternalDataFileName ?? Path.GetFileName(path) + ".data";
             dataPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, fileName);
-            WriteExternalData(m.Graph, dataPath, fileName, options);
+            WriteExternalData(m.Graph, dataPath, fileName, options, _placeholders);
         }
         using var fs = File.Create(path);
         m.WriteTo(fs);
         return dataPath;
     }
 
-    static void WriteExternalData(GraphProto g, string dataPath, string location, OnnxSaveOptions o)
+    static void WriteExternalData(GraphProto g, string dataPath, string location, OnnxSaveOptions o, HashSet<string> placeholders)
     {
         using var fs = new FileStream(dataPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         long offset = 0;
         int align = Math.Max(1, o.ExternalDataAlignment);
         foreach (var t in g.Initializer)
         {
-            if (t.RawData.Length < o.ExternalDataThreshold || t.RawData.Length == 0) continue;
+            bool placeholder = placeholders.Contains(t.Name);
+            long length = placeholder ? t.Dims.Aggregate(ElementSize(t.DataType), (a, d) => a * d) : t.RawData.Length;
+            if (!placeholder && (length < o.ExternalDataThreshold || length == 0)) continue;
             long pad = (align - offset % align) % align;
-            if (pad > 0) { fs.Write(new byte[pad]); offset += pad; }
-            fs.Write(t.RawData.Span);
+            offset += pad;
+            if (placeholder) fs.Seek(offset + length, SeekOrigin.Begin);   // a hole: zeros that take no disk space
+            else
+            {
+                fs.Seek(offset, SeekOrigin.Begin);
+                fs.Write(t.RawData.Span);
+            }
             t.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
             t.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(CultureInfo.InvariantCulture) });
-            t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = t.RawData.Length.ToString(CultureInfo.InvariantCulture) });
+            t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(CultureInfo.InvariantCulture) });
             t.DataLocation = TensorProto.Types.DataLocation.External;
-            offset += t.RawData.Length;
+            offset += length;
             t.RawData = ByteString.Empty;
         }
+        fs.SetLength(offset);
     }
 }

@@ -1,0 +1,323 @@
+using ClipGen.Modeling;
+using ClipGen.Onnx;
+using ClipGen.Specs;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipGen.Backends;
+
+/// <summary>Which engine runs a model.</summary>
+public enum BackendKind
+{
+    /// <summary>The TorchSharp modules (libtorch).</summary>
+    Torch,
+
+    /// <summary>ClipGen's ONNX export run by ONNX Runtime.</summary>
+    Onnx,
+}
+
+/// <summary>Options of <see cref="ClipBackends.Create(ClipModule, BackendKind, ClipBackendOptions?)"/>.</summary>
+public sealed record ClipBackendOptions
+{
+    /// <summary>ONNX Runtime session options (threads, optimisation level, execution providers).</summary>
+    public OnnxClipSessionOptions Session { get; init; } = new();
+
+    /// <summary>How the ONNX backend exports the model (fp16 weights, opset).</summary>
+    public OnnxExportOptions Export { get; init; } = new();
+
+    /// <summary>
+    /// Where the ONNX backend writes its exports. Null keeps them in memory, or in a temporary folder when the model is
+    /// over 2 GB (ORT then reads external data next to the file).
+    /// </summary>
+    public string? OnnxDirectory { get; init; }
+
+    /// <summary>libtorch intra-op threads for the Torch backend (process-wide <c>torch.set_num_threads</c>); 0 leaves it.</summary>
+    public int TorchThreads { get; init; }
+}
+
+/// <summary>
+/// One model behind either engine: the same calls, the same tensors in and out ([N,3,R,R] float32 pixels, [N,L] int64 ids
+/// with L ≤ context length; unnormalised [N,E] features; logits as CLIP's forward). Results belong to the caller.
+/// </summary>
+public interface IClipBackend : IDisposable
+{
+    BackendKind Kind { get; }
+
+    /// <summary>The resolved spec of the model.</summary>
+    ClipSpec Spec { get; }
+
+    /// <summary>Image features [N, E] (unnormalised).</summary>
+    Tensor EncodeImage(Tensor pixelValues);
+
+    /// <summary>Text features [N, E] (unnormalised).</summary>
+    Tensor EncodeText(Tensor inputIds);
+
+    /// <summary>logits_per_image [N, M] and logits_per_text [M, N] of features.</summary>
+    (Tensor PerImage, Tensor PerText) Logits(Tensor imageFeatures, Tensor textFeatures);
+}
+
+/// <summary>Creates backends; switching engines is one argument.</summary>
+public static class ClipBackends
+{
+    /// <summary>
+    /// A backend over <paramref name="model"/> (which the caller keeps owning). <see cref="BackendKind.Onnx"/> exports the
+    /// model's current weights (image and text graphs) and opens them in ONNX Runtime.
+    /// </summary>
+    public static IClipBackend Create(ClipModule model, BackendKind kind, ClipBackendOptions? options = null) => kind switch
+    {
+        BackendKind.Torch => new TorchClipBackend(model, options),
+        BackendKind.Onnx => OnnxClipBackend.FromModel(model, options),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
+    };
+
+    /// <summary>The typed form: inputs and outputs carry the model type.</summary>
+    public static ClipBackend<TModel> Create<TModel>(TModel model, BackendKind kind, ClipBackendOptions? options = null)
+        where TModel : ClipModule, IClipModel<TModel> => new(Create((ClipModule)model, kind, options));
+
+    /// <summary>Parses a backend name (<c>torch</c>, <c>onnx</c>/<c>ort</c>).</summary>
+    public static BackendKind Parse(string name) => name.ToLowerInvariant() switch
+    {
+        "torch" or "torchsharp" => BackendKind.Torch,
+        "onnx" or "ort" or "onnxruntime" => BackendKind.Onnx,
+        _ => throw new ClipGenException($"unknown backend '{name}'; use torch or onnx"),
+    };
+
+    /// <summary>Both features and the logits, as CLIP's forward.</summary>
+    public static ClipOutput Forward(this IClipBackend backend, Tensor pixelValues, Tensor inputIds)
+    {
+        using var img = backend.EncodeImage(pixelValues);
+        using var txt = backend.EncodeText(inputIds);
+        var (perImage, perText) = backend.Logits(img, txt);
+        return new ClipOutput(perImage, perText);
+    }
+}
+
+/// <summary>A backend bound to one generated model type, so that pixels and tokens of another model do not compile.</summary>
+public sealed class ClipBackend<TModel>(IClipBackend inner) : IDisposable where TModel : ClipModule, IClipModel<TModel>
+{
+    /// <summary>The untyped backend.</summary>
+    public IClipBackend Inner { get; } = inner.Spec.Name == TModel.ModelSpec.Name
+        ? inner
+        : throw new ArgumentException($"backend of {inner.Spec.Name} cannot serve {TModel.ModelSpec.Name}");
+
+    public BackendKind Kind => Inner.Kind;
+
+    public ImageEmbeddings<TModel> EncodeImage(Pixels<TModel> pixels) => new(Inner.EncodeImage(pixels.Tensor));
+
+    public TextEmbeddings<TModel> EncodeText(TokenIds<TModel> tokens) => new(Inner.EncodeText(tokens.Tensor));
+
+    public ClipOutput Logits(ImageEmbeddings<TModel> image, TextEmbeddings<TModel> text)
+    {
+        var (perImage, perText) = Inner.Logits(image.Tensor, text.Tensor);
+        return new ClipOutput(perImage, perText);
+    }
+
+    public ClipOutput Forward(Pixels<TModel> pixels, TokenIds<TModel> tokens) => Inner.Forward(pixels.Tensor, tokens.Tensor);
+
+    public void Dispose() => Inner.Dispose();
+}
+
+/// <summary>The TorchSharp backend: the model's own forward under inference mode.</summary>
+public sealed class TorchClipBackend : IClipBackend
+{
+    readonly ClipModule _model;
+
+    public TorchClipBackend(ClipModule model, ClipBackendOptions? options = null)
+    {
+        _model = model;
+        if (options?.TorchThreads > 0) torch.set_num_threads(options.TorchThreads);
+        _model.eval();
+    }
+
+    public BackendKind Kind => BackendKind.Torch;
+    public ClipSpec Spec => _model.Spec;
+
+    /// <summary>The wrapped model.</summary>
+    public ClipModule Model => _model;
+
+    public Tensor EncodeImage(Tensor pixelValues)
+    {
+        using var _ = torch.inference_mode();
+        return _model.EncodeImage(pixelValues);
+    }
+
+    public Tensor EncodeText(Tensor inputIds)
+    {
+        using var _ = torch.inference_mode();
+        return _model.EncodeText(inputIds);
+    }
+
+    public (Tensor PerImage, Tensor PerText) Logits(Tensor imageFeatures, Tensor textFeatures)
+    {
+        using var _ = torch.inference_mode();
+        return _model.Logits(imageFeatures, textFeatures);
+    }
+
+    /// <summary>The model belongs to the caller; nothing to release.</summary>
+    public void Dispose() { }
+}
+
+/// <summary>
+/// The ONNX Runtime backend: <c>image.onnx</c> and <c>text.onnx</c> sessions plus a tiny logits graph. Tensors are handed
+/// to ORT by pointer and outputs written straight into pre-allocated tensors (<see cref="OnnxClipSession"/>).
+/// Token rows shorter than the context length are padded with 0 (causal attention makes the padding invisible).
+/// </summary>
+public sealed class OnnxClipBackend : IClipBackend
+{
+    readonly OnnxClipSession _image;
+    readonly OnnxClipSession _text;
+    readonly LogitsHead _logits;
+
+    OnnxClipBackend(ClipSpec spec, OnnxClipSession image, OnnxClipSession text, LogitsHead logits)
+    {
+        Spec = spec;
+        _image = image;
+        _text = text;
+        _logits = logits;
+    }
+
+    public BackendKind Kind => BackendKind.Onnx;
+    public ClipSpec Spec { get; }
+
+    /// <summary>The image encoder session.</summary>
+    public OnnxClipSession ImageSession => _image;
+
+    /// <summary>The text encoder session.</summary>
+    public OnnxClipSession TextSession => _text;
+
+    /// <summary>Exports the model's weights and opens the graphs.</summary>
+    public static OnnxClipBackend FromModel(ClipModule model, ClipBackendOptions? options = null)
+    {
+        options ??= new ClipBackendOptions();
+        var spec = model.Spec;
+        var hyper = ClipHyper.FromSpec(spec);
+        float scale;
+        float? bias;
+        using (no_grad())
+        {
+            scale = model.LogitScale.ToSingle();
+            bias = model.LogitBias?.ToSingle();
+        }
+        var sessions = new List<OnnxClipSession>();
+        try
+        {
+            string? dir = options.OnnxDirectory;
+            foreach (var kind in new[] { ClipOnnxKind.Image, ClipOnnxKind.Text })
+            {
+                OnnxGraphBuilder b;
+                using (no_grad())
+                using (var weights = new ClipOnnxExporter.StateDictWeights(model))
+                    b = ClipOnnxExporter.Build(spec, hyper, kind, weights.Get, options.Export);
+                if (dir is null && b.WeightBytes < (1L << 31) - (256L << 20))
+                {
+                    sessions.Add(new OnnxClipSession(b.ToBytes(), options.Session));
+                    continue;
+                }
+                dir ??= Directory.CreateTempSubdirectory("clipgen-onnx-").FullName;
+                var path = Path.Combine(dir, ClipOnnxExporter.FileName(kind));
+                b.Save(path, new OnnxSaveOptions { ExternalData = options.Export.ExternalData });
+                sessions.Add(new OnnxClipSession(path, options.Session));
+            }
+            return new OnnxClipBackend(spec, sessions[0], sessions[1], new LogitsHead(spec.EmbedDim, scale, bias, options.Session));
+        }
+        catch
+        {
+            foreach (var s in sessions) s.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens exports written by <see cref="ClipOnnxExporter"/> (<c>image.onnx</c>, <c>text.onnx</c>); the spec and the logit
+    /// scale come from their metadata.
+    /// </summary>
+    public static OnnxClipBackend Open(string directory, ClipBackendOptions? options = null)
+    {
+        options ??= new ClipBackendOptions();
+        var image = new OnnxClipSession(Path.Combine(directory, ClipOnnxExporter.ImageFileName), options.Session);
+        OnnxClipSession? text = null;
+        try
+        {
+            text = new OnnxClipSession(Path.Combine(directory, ClipOnnxExporter.TextFileName), options.Session);
+            var meta = image.Metadata;
+            if (!meta.TryGetValue(ClipOnnxNames.MetaSpecYaml, out var yaml) || !meta.TryGetValue(ClipOnnxNames.MetaLogitScale, out var scaleText))
+                throw new ClipGenException($"'{directory}' holds no ClipGen export metadata ({ClipOnnxNames.MetaSpecYaml}, {ClipOnnxNames.MetaLogitScale})");
+            var spec = SpecResolver.ResolveSingle("<onnx " + directory + ">", yaml);
+            float scale = float.Parse(scaleText, System.Globalization.CultureInfo.InvariantCulture);
+            float? bias = meta.TryGetValue(ClipOnnxNames.MetaLogitBias, out var b) ? float.Parse(b, System.Globalization.CultureInfo.InvariantCulture) : null;
+            var logits = new LogitsHead(spec.EmbedDim, scale, bias, options.Session);
+            return new OnnxClipBackend(spec, image, text, logits);
+        }
+        catch
+        {
+            image.Dispose();
+            text?.Dispose();
+            throw;
+        }
+    }
+
+    public Tensor EncodeImage(Tensor pixelValues)
+    {
+        var r = Spec.Vision.ImageSize;
+        if (pixelValues.dim() != 4 || pixelValues.shape[1] != 3 || pixelValues.shape[2] != r || pixelValues.shape[3] != r)
+            throw new ClipGenException($"{Spec.Name} expects pixel_values of shape [N,3,{r},{r}], got [{string.Join(",", pixelValues.shape)}]");
+        return _image.EncodeImage(pixelValues);
+    }
+
+    public Tensor EncodeText(Tensor inputIds)
+    {
+        var c = Spec.Text.ContextLength;
+        if (inputIds.dim() != 2 || inputIds.shape[1] > c || inputIds.shape[1] < 1)
+            throw new ClipGenException($"{Spec.Name} expects input_ids of shape [N,L] with 1 <= L <= {c}, got [{string.Join(",", inputIds.shape)}]");
+        if (inputIds.shape[1] == c) return _text.EncodeText(inputIds);
+        using var padded = nn.functional.pad(inputIds.to(ScalarType.Int64), [0, c - inputIds.shape[1]]);
+        return _text.EncodeText(padded);
+    }
+
+    public (Tensor PerImage, Tensor PerText) Logits(Tensor imageFeatures, Tensor textFeatures) => _logits.Run(imageFeatures, textFeatures);
+
+    public void Dispose()
+    {
+        _image.Dispose();
+        _text.Dispose();
+        _logits.Dispose();
+    }
+}
+
+/// <summary>The logits graph (<see cref="ClipOnnxExport.LogitsHead"/>) in its own small ORT session.</summary>
+sealed class LogitsHead : IDisposable
+{
+    static readonly string[] Inputs = [ClipOnnxNames.ImageFeatures, ClipOnnxNames.TextFeatures];
+    static readonly string[] Outputs = [ClipOnnxNames.LogitsPerImage, ClipOnnxNames.LogitsPerText];
+    readonly Microsoft.ML.OnnxRuntime.InferenceSession _session;
+    readonly Microsoft.ML.OnnxRuntime.RunOptions _run = new();
+
+    public LogitsHead(int embedDim, float scale, float? bias, OnnxClipSessionOptions options)
+    {
+        using var o = options.Create();
+        _session = new Microsoft.ML.OnnxRuntime.InferenceSession(ClipOnnxExport.LogitsHead(embedDim, scale, bias).ToBytes(), o);
+    }
+
+    public (Tensor PerImage, Tensor PerText) Run(Tensor imageFeatures, Tensor textFeatures)
+    {
+        using var scope = NewDisposeScope();
+        var img = OnnxClipSession.Prepare(imageFeatures, ScalarType.Float32, 2, ClipOnnxNames.ImageFeatures);
+        var txt = OnnxClipSession.Prepare(textFeatures, ScalarType.Float32, 2, ClipOnnxNames.TextFeatures);
+        long n = img.shape[0], m = txt.shape[0];
+        var perImage = empty(n, m);
+        var perText = empty(m, n);
+        const Microsoft.ML.OnnxRuntime.Tensors.TensorElementType F = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float;
+        using (var i1 = OnnxClipSession.Wrap(img, F))
+        using (var i2 = OnnxClipSession.Wrap(txt, F))
+        using (var o1 = OnnxClipSession.Wrap(perImage, F))
+        using (var o2 = OnnxClipSession.Wrap(perText, F))
+            _session.Run(_run, Inputs, [i1, i2], Outputs, [o1, o2]);
+        return (perImage.MoveToOuterDisposeScope(), perText.MoveToOuterDisposeScope());
+    }
+
+    public void Dispose()
+    {
+        _run.Dispose();
+        _session.Dispose();
+    }
+}
