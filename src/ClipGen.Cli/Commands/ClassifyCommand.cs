@@ -36,7 +36,7 @@ sealed class ClassifyCommand : ICommand
         foreach (var img in images)
             if (!File.Exists(img)) throw new ClipGenException($"{img}: file not found");
 
-        using var pipeline = AppHelpers.Load(model);
+        using var pipeline = AppHelpers.Load(model, stderr);
         using var classifier = pipeline.CreateClassifier(labels, templates);
         var results = classifier.Classify(images);
 

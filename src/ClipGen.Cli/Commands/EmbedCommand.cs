@@ -21,14 +21,13 @@ sealed class EmbedCommand : ICommand
         if (batch <= 0) throw new CliUsageException($"--batch-size must be positive, not {batch}");
 
         var files = ImageFiles.Find(imagesArg);
-        using var pipeline = AppHelpers.Load(model);
+        using var pipeline = AppHelpers.Load(model, stderr);
         pipeline.BatchSize = batch;
-        var weights = new FileInfo(model.Weights);
         var progress = new EmbedProgressLine(stderr, quiet);
         var result = FolderEmbedder.Run(pipeline, files, output, new FolderEmbedderOptions
         {
             BatchSize = batch,
-            WeightsIdentity = string.Create(CultureInfo.InvariantCulture, $"{weights.FullName}|{weights.Length}|{weights.LastWriteTimeUtc.Ticks}"),
+            WeightsIdentity = WeightsIdentity(model.Weights),
             Progress = progress,
             OnSkipped = s => stderr.WriteLine($"skipped: {s.Error.ReplaceLineEndings(" ")}"),
             Log = m => stderr.WriteLine(m),
@@ -39,6 +38,15 @@ sealed class EmbedCommand : ICommand
         stderr.WriteLine($"{pipeline.Spec.Name}: wrote {result.Index.Count} embeddings [{result.Index.Count},{result.Index.Dimensions}] to {output} " +
             $"and the file list to {EmbeddingIndex.FileListPath(output)}{skippedNote}{resumedNote}");
         return 0;
+    }
+
+    /// <summary>Path, size and time of the weights (every file of a checkpoint folder): a changed checkpoint is not resumed.</summary>
+    static string WeightsIdentity(string path)
+    {
+        var files = Directory.Exists(path)
+            ? Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Select(f => new FileInfo(f))
+            : [new FileInfo(path)];
+        return string.Join(";", files.Select(f => string.Create(CultureInfo.InvariantCulture, $"{f.FullName}|{f.Length}|{f.LastWriteTimeUtc.Ticks}")));
     }
 }
 

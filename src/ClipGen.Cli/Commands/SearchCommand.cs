@@ -24,14 +24,11 @@ sealed class SearchCommand : ICommand
         if (query is not null && string.IsNullOrWhiteSpace(query)) throw new ClipGenException("--query is empty");
 
         var index = EmbeddingIndex.Load(indexPath);
-        var spec = Modeling.ClipModelFactory.ResolveSpec(model.Model);
-        if (index.Model.Length > 0 && index.Model != spec.Name)
-            throw new ClipGenException($"{indexPath} holds embeddings of model '{index.Model}', not '{spec.Name}': search it with the model that made it");
-        if (index.Dimensions != spec.EmbedDim)
-            throw new ClipGenException($"{indexPath} holds {index.Dimensions}-dimensional embeddings but {spec.Name} makes {spec.EmbedDim}");
+        if (model.Model is not null) Check(index, indexPath, Modeling.ClipModelFactory.ResolveSpec(model.Model));
         if (image is not null && !File.Exists(image)) throw new ClipGenException($"{image}: file not found");
 
-        using var pipeline = AppHelpers.Load(model);
+        using var pipeline = AppHelpers.Load(model, stderr);
+        Check(index, indexPath, pipeline.Spec);
         using var q = query is not null ? pipeline.EmbedTexts([query]) : pipeline.EmbedImages([image!]);
         var hits = index.Search(q.data<float>().ToArray(), top);
 
@@ -59,5 +56,13 @@ sealed class SearchCommand : ICommand
             foreach (var h in hits) stdout.WriteLine($"{rank++,4}  {AppHelpers.Score(h.Score)}  {h.File}");
         }
         return 0;
+    }
+
+    static void Check(EmbeddingIndex index, string indexPath, Specs.ClipSpec spec)
+    {
+        if (index.Model.Length > 0 && index.Model != spec.Name)
+            throw new ClipGenException($"{indexPath} holds embeddings of model '{index.Model}', not '{spec.Name}': search it with the model that made it");
+        if (index.Dimensions != spec.EmbedDim)
+            throw new ClipGenException($"{indexPath} holds {index.Dimensions}-dimensional embeddings but {spec.Name} makes {spec.EmbedDim}");
     }
 }

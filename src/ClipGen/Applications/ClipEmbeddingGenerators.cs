@@ -23,7 +23,7 @@ public abstract class ClipEmbeddingGeneratorBase : IDisposable
     /// <summary>Provider <c>ClipGen</c>, the spec's name as model id, the joint embedding width as dimensions.</summary>
     public EmbeddingGeneratorMetadata Metadata { get; }
 
-    /// <summary>The metadata, the pipeline, its encoder, or this object, when asked for by type (no keyed services).</summary>
+    /// <summary>The metadata, the pipeline, its backend, or this object, when asked for by type (no keyed services).</summary>
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
@@ -31,7 +31,7 @@ public abstract class ClipEmbeddingGeneratorBase : IDisposable
         if (serviceType == typeof(EmbeddingGeneratorMetadata)) return Metadata;
         if (serviceType.IsInstanceOfType(this)) return this;
         if (serviceType.IsInstanceOfType(Pipeline)) return Pipeline;
-        if (serviceType.IsInstanceOfType(Pipeline.Encoder)) return Pipeline.Encoder;
+        if (serviceType.IsInstanceOfType(Pipeline.Backend)) return Pipeline.Backend;
         return null;
     }
 

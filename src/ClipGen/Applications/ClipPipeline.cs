@@ -1,3 +1,4 @@
+using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Imaging;
 using ClipGen.Modeling;
@@ -11,51 +12,73 @@ namespace ClipGen.Applications;
 public sealed record SkippedImage(string Path, string Error);
 
 /// <summary>
-/// A loaded CLIP model with its image preprocessing and tokenizer: everything needed to go from image files and
-/// texts to normalised embeddings. Thread-safe for concurrent calls.
+/// A loaded CLIP model (behind an <see cref="IClipBackend"/>: TorchSharp or ONNX Runtime) with its image
+/// preprocessing and tokenizer: everything needed to go from image files and texts to normalised embeddings.
 /// </summary>
 public sealed class ClipPipeline : IDisposable
 {
-    readonly bool _ownsEncoder;
+    readonly bool _ownsBackend;
+    readonly ClipModule? _ownedModel;
     readonly Lazy<ITextTokenizer> _tokenizer;
     int _batchSize = 32;
 
-    /// <summary>Combines an encoder with a tokenizer and (by default) the spec's preprocessing.</summary>
-    public ClipPipeline(IClipEncoder encoder, ITextTokenizer tokenizer, ImagePreprocessor? preprocessor = null, bool ownsEncoder = true)
-        : this(encoder, new Lazy<ITextTokenizer>(tokenizer ?? throw new ArgumentNullException(nameof(tokenizer))), preprocessor, ownsEncoder) { }
+    /// <summary>Combines a backend with a tokenizer and (by default) the spec's preprocessing.</summary>
+    public ClipPipeline(IClipBackend backend, ITextTokenizer tokenizer, ImagePreprocessor? preprocessor = null, bool ownsBackend = false)
+        : this(backend, new Lazy<ITextTokenizer>(tokenizer ?? throw new ArgumentNullException(nameof(tokenizer))), preprocessor, ownsBackend, null) { }
 
     /// <summary>
     /// As the other constructor, with the tokenizer made on first use of text (so that image-only work never needs
-    /// the vocabulary).
+    /// the vocabulary). <paramref name="ownedModel"/>, if given, is disposed with the pipeline (the Torch backend does
+    /// not own its model).
     /// </summary>
-    public ClipPipeline(IClipEncoder encoder, Lazy<ITextTokenizer> tokenizer, ImagePreprocessor? preprocessor = null, bool ownsEncoder = true)
+    public ClipPipeline(IClipBackend backend, Lazy<ITextTokenizer> tokenizer, ImagePreprocessor? preprocessor = null, bool ownsBackend = false, ClipModule? ownedModel = null)
     {
-        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        Encoder = encoder;
+        Backend = backend;
         _tokenizer = tokenizer;
-        Preprocessor = preprocessor ?? encoder.Spec.CreatePreprocessor();
-        if (Preprocessor.ImageSize != encoder.Spec.Vision.ImageSize)
-            throw new ClipGenException($"the preprocessor makes {Preprocessor.ImageSize}px images but {encoder.Spec.Name} takes {encoder.Spec.Vision.ImageSize}px");
-        _ownsEncoder = ownsEncoder;
+        Preprocessor = preprocessor ?? backend.Spec.CreatePreprocessor();
+        if (Preprocessor.ImageSize != backend.Spec.Vision.ImageSize)
+            throw new ClipGenException($"the preprocessor makes {Preprocessor.ImageSize}px images but {backend.Spec.Name} takes {backend.Spec.Vision.ImageSize}px");
+        _ownsBackend = ownsBackend;
+        _ownedModel = ownedModel;
     }
 
     /// <summary>
-    /// Loads a model (name, alias or spec.yaml) with its weights on a backend, the spec's preprocessing and tokenizer.
+    /// Loads a model with its weights on a backend, with the spec's preprocessing and tokenizer. <paramref name="model"/>
+    /// is a name, alias or spec.yaml; null infers the spec from the checkpoint. The weights may be any checkpoint
+    /// format ClipGen reads (strict: missing, unexpected or mis-shaped keys are a <see cref="ClipGenException"/>).
     /// The vocabulary (for <c>clip_bpe</c>) is found by <see cref="Vocabulary.Resolve"/>: <paramref name="vocabPath"/>,
     /// $CLIPGEN_VOCAB, the weights' folder, the download cache; it is loaded on the first use of text.
     /// </summary>
-    public static ClipPipeline Load(string model, string weightsPath, string? vocabPath = null, ClipBackend backend = ClipBackend.Torch)
+    public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath = null, BackendKind backend = BackendKind.Torch, Action<string>? notes = null)
     {
-        var encoder = ClipEncoders.Load(model, weightsPath, backend);
+        ArgumentNullException.ThrowIfNull(weightsPath);
+        // The spec first, so that an unknown model is reported before the weights are looked at.
+        if (model is not null) ClipModelFactory.ResolveSpec(model);
+        if (!File.Exists(weightsPath) && !Directory.Exists(weightsPath)) throw new ClipGenException($"weights not found: {weightsPath}");
+        var options = new LoadOptions { Notes = notes };
+        var loaded = model is null ? ClipModelFactory.Load(weightsPath, options) : ClipModelFactory.Load(model, weightsPath, options);
+        return FromModel(loaded, weightsPath, vocabPath, backend);
+    }
+
+    /// <summary>A pipeline over a loaded model, which it then owns.</summary>
+    internal static ClipPipeline FromModel(ClipModule model, string? weightsPath, string? vocabPath, BackendKind backend)
+    {
+        IClipBackend? b = null;
         try
         {
-            var spec = encoder.Spec;
-            return new ClipPipeline(encoder, new Lazy<ITextTokenizer>(() => CreateTokenizer(spec, vocabPath, weightsPath)));
+            b = ClipBackends.Create(model, backend);
+            var spec = model.Spec;
+            var tokenizer = new Lazy<ITextTokenizer>(() => CreateTokenizer(spec, vocabPath, weightsPath));
+            if (backend == BackendKind.Torch) return new ClipPipeline(b, tokenizer, null, ownsBackend: true, ownedModel: model);
+            model.Dispose(); // the ONNX backend holds its own copy of the weights
+            return new ClipPipeline(b, tokenizer, null, ownsBackend: true);
         }
         catch
         {
-            encoder.Dispose();
+            b?.Dispose();
+            model.Dispose();
             throw;
         }
     }
@@ -66,11 +89,12 @@ public sealed class ClipPipeline : IDisposable
             ? spec.CreateTokenizer(Vocabulary.Resolve(vocabPath, weightsPath))
             : spec.CreateTokenizer(vocabPath);
 
-    public IClipEncoder Encoder { get; }
+    /// <summary>The engine running the model.</summary>
+    public IClipBackend Backend { get; }
     /// <summary>The tokenizer (loaded now if it was not yet).</summary>
     public ITextTokenizer Tokenizer => _tokenizer.Value;
     public ImagePreprocessor Preprocessor { get; }
-    public ClipSpec Spec => Encoder.Spec;
+    public ClipSpec Spec => Backend.Spec;
 
     /// <summary>Joint embedding width.</summary>
     public int Dimensions => Spec.EmbedDim;
@@ -124,7 +148,7 @@ public sealed class ClipPipeline : IDisposable
     // ------------------------------------------------------------------ embeddings
 
     /// <summary>L2-normalised image embeddings [N, D] of pixels [N, 3, R, R], in batches of <see cref="BatchSize"/>.</summary>
-    public Tensor EmbedImages(Tensor pixelValues) => Batched(pixelValues, Encoder.EncodeImage);
+    public Tensor EmbedImages(Tensor pixelValues) => Batched(pixelValues.to(ScalarType.Float32), Backend.EncodeImage);
 
     /// <summary>L2-normalised image embeddings [N, D] of image files; an unreadable image is a <see cref="ClipGenException"/>.</summary>
     public Tensor EmbedImages(IReadOnlyList<string> paths)
@@ -148,7 +172,7 @@ public sealed class ClipPipeline : IDisposable
     }
 
     /// <summary>L2-normalised text embeddings [N, D] of token ids [N, L].</summary>
-    public Tensor EmbedTokens(Tensor inputIds) => Batched(inputIds, Encoder.EncodeText);
+    public Tensor EmbedTokens(Tensor inputIds) => Batched(inputIds.to(ScalarType.Int64), Backend.EncodeText);
 
     /// <summary>L2-normalised text embeddings [N, D] of texts.</summary>
     public Tensor EmbedTexts(IReadOnlyList<string> texts)
@@ -185,7 +209,8 @@ public sealed class ClipPipeline : IDisposable
 
     public void Dispose()
     {
-        if (_ownsEncoder) Encoder.Dispose();
+        if (_ownsBackend) Backend.Dispose();
+        _ownedModel?.Dispose();
     }
 }
 
@@ -205,29 +230,18 @@ public sealed class ClipPipeline<TModel> : IDisposable where TModel : ClipModule
     }
 
     /// <summary>Creates <typeparamref name="TModel"/>, loads the weights strictly, and adds the preprocessing and tokenizer.</summary>
-    public static ClipPipeline<TModel> Load(string weightsPath, string? vocabPath = null, ClipBackend backend = ClipBackend.Torch)
+    public static ClipPipeline<TModel> Load(string weightsPath, string? vocabPath = null, BackendKind backend = BackendKind.Torch)
     {
         ArgumentNullException.ThrowIfNull(weightsPath);
-        if (!File.Exists(weightsPath)) throw new ClipGenException($"weights file not found: {weightsPath}");
-        var model = TModel.Create();
-        IClipEncoder? encoder = null;
+        if (!File.Exists(weightsPath) && !Directory.Exists(weightsPath)) throw new ClipGenException($"weights not found: {weightsPath}");
+        var pipeline = ClipPipeline.FromModel(ClipModelFactory.Load(TModel.ModelSpec, weightsPath), weightsPath, vocabPath, backend);
         try
         {
-            using (var weights = CheckpointLoader.ReadStateDict(weightsPath))
-                WeightLoading.Load(model, weights.Tensors, weightsPath);
-            model.eval();
-            if (backend == ClipBackend.Torch) encoder = new TorchClipEncoder(model, ownsModel: true);
-            else
-            {
-                encoder = OnnxClipEncoder.FromModel(model);
-                model.Dispose();
-            }
-            return new ClipPipeline<TModel>(new ClipPipeline(encoder, new Lazy<ITextTokenizer>(() => ClipPipeline.CreateTokenizer(TModel.ModelSpec, vocabPath, weightsPath))));
+            return new ClipPipeline<TModel>(pipeline);
         }
         catch
         {
-            if (encoder is not null) encoder.Dispose();
-            else model.Dispose();
+            pipeline.Dispose();
             throw;
         }
     }

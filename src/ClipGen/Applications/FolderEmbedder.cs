@@ -125,7 +125,7 @@ public static class FolderEmbedder
         {
             ["format"] = JobFormat,
             ["model"] = pipeline.Spec.Name,
-            ["backend"] = pipeline.Encoder.Backend,
+            ["backend"] = pipeline.Backend.Kind.ToString().ToLowerInvariant(),
             ["weights"] = options.WeightsIdentity,
             ["embed_dim"] = pipeline.Dimensions,
         };

@@ -25,7 +25,7 @@ public static class Vocabulary
 
     /// <summary>
     /// The vocabulary to load (a file or a folder <see cref="ClipTokenizer.FromFile"/> accepts), in the order above.
-    /// <paramref name="cacheDirectory"/> defaults to <see cref="ClipGenCache.Directory"/>; with <paramref name="allowDownload"/>
+    /// <paramref name="cacheDirectory"/> defaults to <see cref="Downloads.ModelDownloader.DefaultCacheDirectory"/> ($CLIPGEN_CACHE, else ~/.cache/clipgen); with <paramref name="allowDownload"/>
     /// false a missing cache entry is an error instead of a download. The download comes from
     /// <paramref name="downloadUrl"/>, else $CLIPGEN_VOCAB_URL, else <see cref="OpenAIUrl"/>, and must match <see cref="OpenAISha256"/>.
     /// </summary>
@@ -43,7 +43,7 @@ public static class Vocabulary
                 if (File.Exists(Path.Combine(dir, OpenAIFileName))) return Path.Combine(dir, OpenAIFileName);
             }
         }
-        var cache = cacheDirectory ?? ClipGenCache.Directory;
+        var cache = cacheDirectory ?? Downloads.ModelDownloader.DefaultCacheDirectory;
         var cached = Path.Combine(cache, OpenAIFileName);
         if (File.Exists(cached)) return cached;
         if (!allowDownload)
@@ -102,27 +102,6 @@ public static class Vocabulary
         {
             if (http is null) client.Dispose();
             try { if (File.Exists(temp)) File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
-    }
-}
-
-/// <summary>
-/// ClipGen's download cache: <c>$CLIPGEN_CACHE</c>, else <c>$XDG_CACHE_HOME/clipgen</c>, else <c>~/.cache/clipgen</c>.
-/// </summary>
-/// <remarks>Seam: the model downloader (another branch) owns the cache folder when it lands; keep this the one definition.</remarks>
-public static class ClipGenCache
-{
-    public const string EnvironmentVariable = "CLIPGEN_CACHE";
-
-    public static string Directory
-    {
-        get
-        {
-            var env = Environment.GetEnvironmentVariable(EnvironmentVariable);
-            if (!string.IsNullOrEmpty(env)) return Path.GetFullPath(env);
-            var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            if (!string.IsNullOrEmpty(xdg)) return Path.Combine(xdg, "clipgen");
-            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "clipgen");
         }
     }
 }

@@ -128,12 +128,12 @@ public sealed class ZeroShotClassifier : IDisposable
         return ClipPipeline.Normalize(mean).DetachFromDisposeScope();
     }
 
-    /// <summary>Logits [N, classes] of normalised image embeddings [N, D]: exp(logit_scale) · cos.</summary>
+    /// <summary>Logits [N, classes] of image embeddings [N, D]: the backend's CLIP logits, exp(logit_scale) · cos.</summary>
     public Tensor LogitsOfEmbeddings(Tensor imageEmbeddings)
     {
-        using var scope = NewDisposeScope();
-        var scale = Math.Exp(_pipeline.Encoder.LogitScale);
-        return (imageEmbeddings.to(ScalarType.Float32).matmul(ClassEmbeddings.t()) * scale).MoveToOuterDisposeScope();
+        var (perImage, perText) = _pipeline.Backend.Logits(imageEmbeddings.to(ScalarType.Float32), ClassEmbeddings);
+        perText.Dispose();
+        return perImage;
     }
 
     /// <summary>Logits [N, classes] of preprocessed pixels [N, 3, R, R].</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ClipGen.Applications;
+using ClipGen.Backends;
 
 namespace ClipGen.Tests.Applications;
 
@@ -20,7 +21,7 @@ static class AppFixtures
         return doc.RootElement.GetProperty("captions").EnumerateArray().Select(e => e.GetString()!).ToArray();
     }
 
-    public static ClipPipeline Pipeline(string folder, ClipBackend backend = ClipBackend.Torch) =>
+    public static ClipPipeline Pipeline(string folder, BackendKind backend = BackendKind.Torch) =>
         ClipPipeline.Load(ModelOf(folder), Weights(folder), Vocab, backend);
 
     /// <summary>Real image files of the preprocessing fixtures.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ClipGen.Applications;
+using ClipGen.Backends;
 using ClipGen.Modeling;
 using ClipGen.Tests.Models;
 using ClipGen.Training;
@@ -30,11 +31,11 @@ public class ZeroShotTests
     }
 
     [Theory]
-    [InlineData("openai/tiny-vit", ClipBackend.Torch)]
-    [InlineData("openai/tiny-rn", ClipBackend.Torch)]
-    [InlineData("openai/tiny-vit", ClipBackend.Onnx)]
-    [InlineData("openai/tiny-rn", ClipBackend.Onnx)]
-    public void Probabilities_are_the_softmax_of_the_reference_logits(string folder, ClipBackend backend)
+    [InlineData("openai/tiny-vit", BackendKind.Torch)]
+    [InlineData("openai/tiny-rn", BackendKind.Torch)]
+    [InlineData("openai/tiny-vit", BackendKind.Onnx)]
+    [InlineData("openai/tiny-rn", BackendKind.Onnx)]
+    public void Probabilities_are_the_softmax_of_the_reference_logits(string folder, BackendKind backend)
     {
         // The fixture's captions as labels with the template "{}" give exactly the fixture's input_ids.
         var captions = AppFixtures.Captions(folder);
@@ -126,9 +127,9 @@ public class ZeroShotTests
         using var pipeline = AppFixtures.Pipeline("openai/tiny-vit");
         var labels = new[] { "dog", "cat", "red car" };
         using var classifier = pipeline.CreateClassifier(labels, Templates.Ensemble);
-        var torchEncoder = Assert.IsType<TorchClipEncoder>(pipeline.Encoder);
+        var torchBackend = Assert.IsType<TorchClipBackend>(pipeline.Backend);
         var tokenizer = pipeline.Tokenizer;
-        using var expected = Evaluation.ClassEmbeddings(torchEncoder.Model, labels, Templates.Ensemble, p => tokenizer.EncodeBatch(p, 77));
+        using var expected = Evaluation.ClassEmbeddings(torchBackend.Model, labels, Templates.Ensemble, p => tokenizer.EncodeBatch(p, 77));
         TestUtil.AssertClose(expected, classifier.ClassEmbeddings, "class embeddings", 1e-6);
         using var inputs = TestUtil.Read(Fixtures.Path_("reference", "openai", "tiny-vit", "inputs.safetensors"));
         classifier.Classify(inputs.Tensors["pixel_values"]);
