@@ -18,5 +18,8 @@ static class CommandRegistry
         new SpecInferCommand(),
         new ConvertCommand(),
         new DownloadCommand(),
+        new ClassifyCommand(),
+        new EmbedCommand(),
+        new SearchCommand(),
     ];
 }

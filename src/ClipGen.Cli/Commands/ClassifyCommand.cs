@@ -1,0 +1,82 @@
+using System.Text.Json;
+using ClipGen.Applications;
+
+namespace ClipGen.Cli.Commands;
+
+/// <summary><c>clipgen classify</c>: zero-shot classification of image files against text labels.</summary>
+sealed class ClassifyCommand : ICommand
+{
+    public string Name => "classify";
+    public string Summary => "zero-shot classify images against labels (probabilities per image)";
+    public string Usage => "clipgen classify " + AppHelpers.ModelUsage + " --image a.jpg [--image b.png ...] --labels \"a diagram,a dog,a cat\" " +
+        "[--template \"a photo of a {}.\" ... | --templates FILE|single|ensemble] [--json]";
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        var model = AppHelpers.ModelOptions(args);
+        var images = args.GetAll("image");
+        var labelsArg = args.Require("labels");
+        var templateArgs = args.GetAll("template");
+        var templatesArg = args.Get("templates");
+        bool json = args.Has("json");
+        args.RejectUnknown();
+
+        if (images.Count == 0) throw new CliUsageException("give at least one --image");
+        var labels = ParseLabels(labelsArg);
+        if (templateArgs.Count > 0 && templatesArg is not null) throw new CliUsageException("give --template or --templates, not both");
+        IReadOnlyList<string> templates = templatesArg switch
+        {
+            null => templateArgs.Count > 0 ? templateArgs : Templates.Single,
+            _ when File.Exists(templatesArg) => Templates.Load(templatesArg),
+            "single" => Templates.Single,
+            "ensemble" => Templates.Ensemble,
+            _ => throw new ClipGenException($"templates file not found: {templatesArg} (or use 'single' or 'ensemble')"),
+        };
+        Templates.Validate(templates);
+        foreach (var img in images)
+            if (!File.Exists(img)) throw new ClipGenException($"{img}: file not found");
+
+        using var pipeline = AppHelpers.Load(model, stderr);
+        using var classifier = pipeline.CreateClassifier(labels, templates);
+        var results = classifier.Classify(images);
+
+        if (json)
+        {
+            using var ms = new MemoryStream();
+            using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+            {
+                w.WriteStartArray();
+                foreach (var r in results)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("image", r.Image);
+                    w.WriteStartObject("probs");
+                    for (int i = 0; i < r.Labels.Count; i++) w.WriteNumber(r.Labels[i], r.Probabilities[i]);
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
+            stdout.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
+        }
+        else
+        {
+            foreach (var r in results)
+            {
+                stdout.WriteLine(r.Image);
+                foreach (var s in r.Ranked) stdout.WriteLine($"  {AppHelpers.Percent(s.Probability)}  {s.Label}");
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>Comma-separated labels, trimmed; an empty or repeated label is an error.</summary>
+    internal static IReadOnlyList<string> ParseLabels(string text)
+    {
+        var labels = text.Split(',').Select(l => l.Trim()).ToList();
+        if (labels.All(l => l.Length == 0)) throw new ClipGenException("--labels is empty: give comma-separated class labels, e.g. --labels \"a dog,a cat\"");
+        for (int i = 0; i < labels.Count; i++)
+            if (labels[i].Length == 0) throw new ClipGenException($"--labels: label {i + 1} is empty (two commas in a row, or a comma at an end)");
+        return ZeroShotClassifier.ValidateLabels(labels);
+    }
+}

@@ -1,0 +1,212 @@
+using ClipGen.Modeling;
+using static TorchSharp.torch;
+
+namespace ClipGen.Applications;
+
+/// <summary>Prompt templates for zero-shot classification; <c>{}</c> stands for the label.</summary>
+public static class Templates
+{
+    /// <summary>The one template CLIP's paper starts from.</summary>
+    public static IReadOnlyList<string> Single { get; } = ["a photo of a {}."];
+
+    /// <summary>A small ensemble in our own wording, for photos of everyday things.</summary>
+    public static IReadOnlyList<string> Ensemble { get; } =
+    [
+        "a photo of a {}.",
+        "a picture showing a {}.",
+        "a snapshot of the {}.",
+        "an image that contains a {}.",
+        "a close view of a {}.",
+        "a {} seen from a distance.",
+        "a drawing of a {}.",
+        "a low-resolution photo of a {}.",
+    ];
+
+    /// <summary>Templates from a text file: one per line; blank lines and lines starting with <c>#</c> are ignored.</summary>
+    public static IReadOnlyList<string> Load(string path)
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ClipGenException($"cannot read the templates file '{path}': {e.Message}", e); }
+        var result = lines.Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+        if (result.Count == 0) throw new ClipGenException($"templates file '{path}' holds no templates (one per line, with {{}} for the label)");
+        Validate(result);
+        return result;
+    }
+
+    /// <summary>Every template must be non-empty and contain <c>{}</c>; duplicates are an error.</summary>
+    public static void Validate(IReadOnlyList<string> templates)
+    {
+        ArgumentNullException.ThrowIfNull(templates);
+        if (templates.Count == 0) throw new ClipGenException("no prompt templates given");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var t in templates)
+        {
+            if (t is null || !t.Contains("{}", StringComparison.Ordinal))
+                throw new ClipGenException($"template '{t}' has no {{}} where the label goes (e.g. \"a photo of a {{}}.\")");
+            if (!seen.Add(t)) throw new ClipGenException($"template '{t}' is given twice");
+        }
+    }
+
+    /// <summary>The prompt for one label: every <c>{}</c> replaced by it (Python's <c>str.format</c> with one argument).</summary>
+    public static string Format(string template, string label) => template.Replace("{}", label, StringComparison.Ordinal);
+}
+
+/// <summary>One label and its probability.</summary>
+public readonly record struct LabelScore(string Label, double Probability);
+
+/// <summary>The zero-shot result for one image.</summary>
+/// <param name="Image">The image's path, when it came from a file.</param>
+/// <param name="Labels">The classifier's labels, in their order.</param>
+/// <param name="Probabilities">Softmax over the labels, in the labels' order.</param>
+public sealed record ZeroShotResult(string? Image, IReadOnlyList<string> Labels, IReadOnlyList<double> Probabilities)
+{
+    /// <summary>Labels by decreasing probability (ties keep the labels' order).</summary>
+    public IReadOnlyList<LabelScore> Ranked =>
+        Labels.Select((l, i) => new LabelScore(l, Probabilities[i])).OrderByDescending(s => s.Probability).ToList();
+
+    /// <summary>The most probable label.</summary>
+    public LabelScore Top => Ranked[0];
+}
+
+/// <summary>
+/// CLIP zero-shot classification. Each class is embedded as OpenAI did: the normalised text embeddings of every
+/// template filled with the label, averaged, then normalised again. Class embeddings are computed once, on first
+/// use. Probabilities are <c>softmax(exp(logit_scale) · cos(image, class))</c>.
+/// </summary>
+public sealed class ZeroShotClassifier : IDisposable
+{
+    readonly ClipPipeline _pipeline;
+    readonly Lazy<Tensor> _classEmbeddings;
+
+    /// <summary>
+    /// A classifier over <paramref name="labels"/> (non-empty, none blank, no duplicates) with
+    /// <paramref name="templates"/> (default <see cref="Templates.Single"/>). The pipeline is not owned.
+    /// </summary>
+    public ZeroShotClassifier(ClipPipeline pipeline, IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        _pipeline = pipeline;
+        Labels = ValidateLabels(labels);
+        Templates = (templates ?? Applications.Templates.Single).ToArray();
+        Applications.Templates.Validate(Templates);
+        _classEmbeddings = new Lazy<Tensor>(ComputeClassEmbeddings, LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    public IReadOnlyList<string> Labels { get; }
+    public IReadOnlyList<string> Templates { get; }
+    public ClipPipeline Pipeline => _pipeline;
+
+    /// <summary>How often the class embeddings were computed (0 or 1).</summary>
+    public int ClassEmbeddingComputations { get; private set; }
+
+    /// <summary>The class embeddings [classes, D], unit rows; computed on first use and kept. Do not dispose.</summary>
+    public Tensor ClassEmbeddings => _classEmbeddings.Value;
+
+    /// <summary>Labels must be a non-empty list of distinct, non-blank strings.</summary>
+    public static IReadOnlyList<string> ValidateLabels(IReadOnlyList<string>? labels)
+    {
+        if (labels is null || labels.Count == 0) throw new ClipGenException("no labels given: pass at least one class label");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < labels.Count; i++)
+        {
+            var l = labels[i];
+            if (string.IsNullOrWhiteSpace(l)) throw new ClipGenException($"label {i + 1} is empty");
+            if (!seen.Add(l)) throw new ClipGenException($"label '{l}' is given twice");
+        }
+        return labels.ToArray();
+    }
+
+    Tensor ComputeClassEmbeddings()
+    {
+        ClassEmbeddingComputations++;
+        using var scope = NewDisposeScope();
+        var prompts = Labels.SelectMany(l => Templates.Select(t => Applications.Templates.Format(t, l))).ToList();
+        var emb = _pipeline.EmbedTexts(prompts);                          // [C·T, D], unit rows
+        var mean = emb.view(Labels.Count, Templates.Count, -1).mean([1]); // [C, D]
+        // Detached: the cache outlives whatever dispose scope the first caller happens to be in.
+        return ClipPipeline.Normalize(mean).DetachFromDisposeScope();
+    }
+
+    /// <summary>Logits [N, classes] of image embeddings [N, D]: the backend's CLIP logits, exp(logit_scale) · cos.</summary>
+    public Tensor LogitsOfEmbeddings(Tensor imageEmbeddings)
+    {
+        var (perImage, perText) = _pipeline.Backend.Logits(imageEmbeddings.to(ScalarType.Float32), ClassEmbeddings);
+        perText.Dispose();
+        return perImage;
+    }
+
+    /// <summary>Logits [N, classes] of preprocessed pixels [N, 3, R, R].</summary>
+    public Tensor Logits(Tensor pixelValues)
+    {
+        using var emb = _pipeline.EmbedImages(pixelValues);
+        return LogitsOfEmbeddings(emb);
+    }
+
+    /// <summary>Softmax probabilities per image of normalised image embeddings [N, D].</summary>
+    public IReadOnlyList<ZeroShotResult> ClassifyEmbeddings(Tensor imageEmbeddings, IReadOnlyList<string?>? images = null)
+    {
+        using var logits = LogitsOfEmbeddings(imageEmbeddings);
+        using var probs = logits.to(ScalarType.Float64).softmax(1);
+        var p = probs.data<double>().ToArray();
+        int n = (int)logits.shape[0], c = Labels.Count;
+        var results = new ZeroShotResult[n];
+        for (int i = 0; i < n; i++)
+            results[i] = new ZeroShotResult(images?[i], Labels, p.AsSpan(i * c, c).ToArray());
+        return results;
+    }
+
+    /// <summary>Classifies preprocessed pixels [N, 3, R, R].</summary>
+    public IReadOnlyList<ZeroShotResult> Classify(Tensor pixelValues)
+    {
+        using var emb = _pipeline.EmbedImages(pixelValues);
+        return ClassifyEmbeddings(emb);
+    }
+
+    /// <summary>Classifies image files (an unreadable image is a <see cref="ClipGenException"/>).</summary>
+    public IReadOnlyList<ZeroShotResult> Classify(IReadOnlyList<string> imagePaths)
+    {
+        using var emb = _pipeline.EmbedImages(imagePaths);
+        return ClassifyEmbeddings(emb, imagePaths);
+    }
+
+    /// <summary>Classifies one image file.</summary>
+    public ZeroShotResult Classify(string imagePath) => Classify([imagePath])[0];
+
+    public void Dispose()
+    {
+        if (_classEmbeddings.IsValueCreated) _classEmbeddings.Value.Dispose();
+    }
+}
+
+/// <summary>A <see cref="ZeroShotClassifier"/> for a generated model: it takes that model's pixels and embeddings only.</summary>
+public sealed class ZeroShotClassifier<TModel> : IDisposable where TModel : ClipModule, IClipModel<TModel>
+{
+    public ZeroShotClassifier(ClipPipeline<TModel> pipeline, IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        Untyped = new ZeroShotClassifier(pipeline.Untyped, labels, templates);
+    }
+
+    /// <summary>The untyped classifier.</summary>
+    public ZeroShotClassifier Untyped { get; }
+
+    public IReadOnlyList<string> Labels => Untyped.Labels;
+
+    /// <summary>The class embeddings (a new handle on the cached tensor; disposing it does not free the cache).</summary>
+    public TextEmbeddings<TModel> ClassEmbeddings() => new(Untyped.ClassEmbeddings.alias());
+
+    /// <summary>Logits [N, classes] of <typeparamref name="TModel"/>'s pixels.</summary>
+    public Tensor Logits(Pixels<TModel> pixels) => Untyped.Logits(pixels.Tensor);
+
+    /// <summary>Classifies <typeparamref name="TModel"/>'s pixels.</summary>
+    public IReadOnlyList<ZeroShotResult> Classify(Pixels<TModel> pixels) => Untyped.Classify(pixels.Tensor);
+
+    /// <summary>Classifies normalised image embeddings of <typeparamref name="TModel"/>.</summary>
+    public IReadOnlyList<ZeroShotResult> Classify(ImageEmbeddings<TModel> embeddings) => Untyped.ClassifyEmbeddings(embeddings.Tensor);
+
+    /// <summary>Classifies image files.</summary>
+    public IReadOnlyList<ZeroShotResult> Classify(IReadOnlyList<string> imagePaths) => Untyped.Classify(imagePaths);
+
+    public void Dispose() => Untyped.Dispose();
+}
