@@ -4,6 +4,7 @@ using ClipGen.Benchmarks;
 var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordinal)
 {
     ["checkpoint-load"] = CheckpointLoadBenchmark.Run,
+    ["train"] = TrainingBenchmark.Run,
     ["backends"] = BackendBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["preprocess"] = PreprocessBenchmark.Run,
