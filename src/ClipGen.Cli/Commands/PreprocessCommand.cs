@@ -1,5 +1,6 @@
 using ClipGen.Imaging;
 using ClipGen.IO;
+using ClipGen.Modeling;
 
 namespace ClipGen.Cli.Commands;
 
@@ -8,17 +9,20 @@ sealed class PreprocessCommand : ICommand
 {
     public string Name => "preprocess";
     public string Summary => "Preprocess an image like OpenAI CLIP (PIL + torchvision) into pixel_values.safetensors";
-    public string Usage => "clipgen preprocess --image FILE --output FILE.safetensors [--image-size 224] [--interpolation bicubic|bilinear] [--resize-mode shortest|longest|squash]";
+    public string Usage => "clipgen preprocess --image FILE --output FILE.safetensors [--model <name|alias|spec.yaml>] [--image-size 224] [--interpolation bicubic|bilinear] [--resize-mode shortest|longest|squash]";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         var image = args.Require("image");
         var output = args.Require("output");
-        var options = new PreprocessOptions
+        // The model's spec gives every setting (size, mean, std, interpolation, resize mode); explicit options override it.
+        var model = args.Get("model");
+        var baseOptions = model is null ? PreprocessOptions.OpenAI : ClipModelFactory.ResolveSpec(model).ToPreprocessOptions();
+        var options = baseOptions with
         {
-            ImageSize = args.GetInt("image-size", PreprocessOptions.OpenAI.ImageSize),
-            Interpolation = ParseEnum<Interpolation>(args, "interpolation", Interpolation.Bicubic),
-            ResizeMode = ParseEnum<ResizeMode>(args, "resize-mode", ResizeMode.Shortest),
+            ImageSize = args.GetInt("image-size", baseOptions.ImageSize),
+            Interpolation = ParseEnum<Interpolation>(args, "interpolation", baseOptions.Interpolation),
+            ResizeMode = ParseEnum<ResizeMode>(args, "resize-mode", baseOptions.ResizeMode),
         };
         args.RejectUnknown();
 
