@@ -38,8 +38,8 @@ public static class CliHost
         cmd ??= Commands.FirstOrDefault(c => c.Name == argv[0]);
         if (cmd is null)
         {
-            var near = Commands.Select(c => c.Name).OrderBy(n => Levenshtein(n, argv[0])).First();
-            stderr.WriteLine($"error: unknown command '{argv[0]}' (did you mean '{near}'?). Run 'clipgen --help'.");
+            var near = Specs.SpecResolver.Nearest(argv[0], Commands.Select(c => c.Name));
+            stderr.WriteLine($"error: unknown command '{argv[0]}'" + (near is null ? "" : $" (did you mean '{near}'?)") + ". Run 'clipgen --help'.");
             return 2;
         }
         try
@@ -93,17 +93,6 @@ public static class CliHost
         foreach (var c in Commands) w.WriteLine($"  {c.Name,-14} {c.Summary}");
         w.WriteLine();
         w.WriteLine("Run 'clipgen <command> --help' for a command's options.");
-    }
-
-    internal static int Levenshtein(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-            for (int j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
     }
 }
 
