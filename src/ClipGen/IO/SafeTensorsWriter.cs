@@ -79,6 +79,29 @@ public static class SafeTensorsWriter
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var t in tensors)
+        {
+            if (string.IsNullOrEmpty(t.Name) || t.Name == "__metadata__") throw new ArgumentException($"invalid tensor name '{t.Name}'");
+            if (!names.Add(t.Name)) throw new ArgumentException($"duplicate tensor name '{t.Name}'");
+            if (!DtypeSizes.TryGetValue(t.Dtype, out int elem)) throw new ArgumentException($"tensor '{t.Name}': unknown dtype '{t.Dtype}'");
+            long count = 1;
+            foreach (var d in t.Shape)
+            {
+                if (d < 0) throw new ArgumentException($"tensor '{t.Name}': negative dimension {d}");
+                count *= d;
+            }
+            if (count * elem != t.Data.Length)
+                throw new ArgumentException($"tensor '{t.Name}': shape [{string.Join(", ", t.Shape)}] of {t.Dtype} needs {count * elem} bytes, got {t.Data.Length}");
+        }
+        return HeaderJson(tensors.Select(t => (t.Name, t.Dtype, t.Shape, (long)t.Data.Length)), metadata);
+    }
+
+    /// <summary>
+    /// The one header writer: <c>__metadata__</c> first (keys in ordinal order), then each tensor at the next offset,
+    /// space-padded so that the data starts at a multiple of 8 bytes.
+    /// </summary>
+    static byte[] HeaderJson(IEnumerable<(string Name, string Dtype, long[] Shape, long Bytes)> entries, IReadOnlyDictionary<string, string>? metadata)
+    {
         using var ms = new MemoryStream();
         using (var json = new Utf8JsonWriter(ms))
         {
@@ -90,30 +113,19 @@ public static class SafeTensorsWriter
                 json.WriteEndObject();
             }
             long offset = 0;
-            foreach (var t in tensors)
+            foreach (var (name, dtype, shape, bytes) in entries)
             {
-                if (string.IsNullOrEmpty(t.Name) || t.Name == "__metadata__") throw new ArgumentException($"invalid tensor name '{t.Name}'");
-                if (!names.Add(t.Name)) throw new ArgumentException($"duplicate tensor name '{t.Name}'");
-                if (!DtypeSizes.TryGetValue(t.Dtype, out int elem)) throw new ArgumentException($"tensor '{t.Name}': unknown dtype '{t.Dtype}'");
-                long count = 1;
-                foreach (var d in t.Shape)
-                {
-                    if (d < 0) throw new ArgumentException($"tensor '{t.Name}': negative dimension {d}");
-                    count *= d;
-                }
-                if (count * elem != t.Data.Length)
-                    throw new ArgumentException($"tensor '{t.Name}': shape [{string.Join(", ", t.Shape)}] of {t.Dtype} needs {count * elem} bytes, got {t.Data.Length}");
-                json.WriteStartObject(t.Name);
-                json.WriteString("dtype", t.Dtype);
+                json.WriteStartObject(name);
+                json.WriteString("dtype", dtype);
                 json.WriteStartArray("shape");
-                foreach (var d in t.Shape) json.WriteNumberValue(d);
+                foreach (var d in shape) json.WriteNumberValue(d);
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + t.Data.Length);
+                json.WriteNumberValue(offset + bytes);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += t.Data.Length;
+                offset += bytes;
             }
             json.WriteEndObject();
         }
@@ -186,45 +198,13 @@ public static class SafeTensorsWriter
         _ => throw new ClipGenException($"tensors of type {type} cannot be written to safetensors"),
     };
 
-    static byte[] BuildItemHeader(List<Item> ordered, IReadOnlyDictionary<string, string>? metadata)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
+    static byte[] BuildItemHeader(List<Item> ordered, IReadOnlyDictionary<string, string>? metadata) =>
+        HeaderJson(ordered.Select(item =>
         {
-            json.WriteStartObject();
-            if (metadata is { Count: > 0 })
-            {
-                json.WriteStartObject("__metadata__");
-                foreach (var (k, v) in metadata.OrderBy(m => m.Key, StringComparer.Ordinal)) json.WriteString(k, v);
-                json.WriteEndObject();
-            }
-            long offset = 0;
-            foreach (var item in ordered)
-            {
-                long count = 1;
-                foreach (var d in item.Shape) count = checked(count * d);
-                long bytes = checked(count * item.DType.Size());
-                json.WriteStartObject(item.Name);
-                json.WriteString("dtype", item.DType.ToSafeTensorsName());
-                json.WriteStartArray("shape");
-                foreach (var d in item.Shape) json.WriteNumberValue(d);
-                json.WriteEndArray();
-                json.WriteStartArray("data_offsets");
-                json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + bytes);
-                json.WriteEndArray();
-                json.WriteEndObject();
-                offset += bytes;
-            }
-            json.WriteEndObject();
-        }
-        var text = buffer.ToArray();
-        int padded = (text.Length + 7) / 8 * 8;
-        var header = new byte[padded];
-        text.CopyTo(header, 0);
-        header.AsSpan(text.Length).Fill((byte)' ');
-        return header;
-    }
+            long count = 1;
+            foreach (var d in item.Shape) count = checked(count * d);
+            return (item.Name, item.DType.ToSafeTensorsName(), item.Shape, checked(count * item.DType.Size()));
+        }), metadata);
 
     static void WriteData(Stream stream, Item item, string path)
     {
