@@ -21,14 +21,7 @@ sealed class ConvertCommand : ICommand
         args.RejectUnknown();
 
         var target = CheckpointConverter.ParseTarget(to);
-        Specs.ClipSpec spec;
-        if (modelArg is not null) spec = ClipModelFactory.ResolveSpec(modelArg);
-        else
-        {
-            var inferred = SpecInference.Infer(weights);
-            foreach (var note in inferred.Notes) stderr.WriteLine(note);
-            spec = inferred.Spec;
-        }
+        var spec = CommandHelpers.ResolveOrInferSpec(modelArg, weights, stderr);
         var files = CheckpointConverter.Convert(spec, weights, target, output, stderr.WriteLine);
         foreach (var f in files) stdout.WriteLine(f);
         stderr.WriteLine($"{spec.Name}: converted {weights} to {to} ({files.Count} files)");

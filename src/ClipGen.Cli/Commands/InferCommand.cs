@@ -25,14 +25,7 @@ sealed class InferCommand : ICommand
         var backendKind = ClipBackends.Parse(args.Get("backend") ?? "torch");
         args.RejectUnknown();
 
-        Specs.ClipSpec spec;
-        if (modelArg is not null) spec = ClipModelFactory.ResolveSpec(modelArg);
-        else
-        {
-            var inferred = SpecInference.Infer(weights);
-            foreach (var note in inferred.Notes) stderr.WriteLine(note);
-            spec = inferred.Spec;
-        }
+        var spec = CommandHelpers.ResolveOrInferSpec(modelArg, weights, stderr);
         using var inputs = CheckpointLoader.ReadStateDict(inputsPath);
         var px = inputs.Tensors.GetValueOrDefault("pixel_values");
         var ids = inputs.Tensors.GetValueOrDefault("input_ids");
