@@ -10,7 +10,7 @@ namespace ClipGen.Benchmarks;
 /// <summary>
 /// Image and text encoding throughput of the TorchSharp and ONNX Runtime backends (random weights), with achieved GFLOP/s
 /// against the machine's nominal peak, and the fusions ORT applied. Usage:
-/// <c>backends [--models ViT-B-32,RN50] [--batches 1,8,32] [--threads 2] [--runs 3]</c>.
+/// <c>backends [--models ViT-B-32,RN50] [--batches 1,8,32] [--towers image,text] [--backends torch,onnx] [--threads 2] [--runs 3]</c>.
 /// </summary>
 public static class BackendBenchmark
 {
@@ -35,6 +35,8 @@ public static class BackendBenchmark
         var batches = Opt("batches", "1,8,32").Split(',').Select(int.Parse).ToArray();
         int threads = int.Parse(Opt("threads", "2"), CultureInfo.InvariantCulture);
         int runs = int.Parse(Opt("runs", "3"), CultureInfo.InvariantCulture);
+        var towers = Opt("towers", "image,text").Split(',');
+        var backendKinds = Opt("backends", "torch,onnx").Split(',');
 
         torch.set_num_threads(threads);
         var session = new OnnxClipSessionOptions { IntraOpNumThreads = threads, OptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL };
@@ -56,9 +58,10 @@ public static class BackendBenchmark
                 var px = randn(batch, 3, spec.Vision.ImageSize, spec.Vision.ImageSize);
                 var ids = randint(1, spec.Text.VocabSize - 1, [batch, spec.Text.ContextLength]);
                 ids[TensorIndex.Colon, spec.Text.ContextLength - 1] = tensor((long)spec.Text.VocabSize - 1);
-                foreach (var (tower, gf) in new[] { ("image", gImage), ("text", gText) })
+                foreach (var (tower, gf) in new[] { ("image", gImage), ("text", gText) }.Where(t => towers.Contains(t.Item1)))
                 {
-                    foreach (var backend in new IClipBackend[] { torchBackend, ortBackend })
+                    foreach (var backend in new IClipBackend[] { torchBackend, ortBackend }
+                                 .Where(b => backendKinds.Contains(b.Kind == BackendKind.Torch ? "torch" : "onnx")))
                     {
                         double s = BenchUtil.MedianSeconds(() =>
                         {
