@@ -31,8 +31,12 @@ public static class PreprocessBenchmark
             Console.WriteLine($"preprocess: {width}×{height} {(kind == "noise" ? "uniform-noise (worst case)" : "gradient + ±16 noise (photo-like)")} JPEG ({jpeg.Length / 1024} KiB, q90, 4:2:0) → [3, 224, 224], {images} images per run, median of 5 runs");
 
             Console.WriteLine("  (wall = elapsed time; cpu = this thread's CPU time, which other processes on a busy machine do not inflate)");
+            Console.WriteLine($"  JPEG decoder: {(TurboJpeg.IsAvailable ? "system libjpeg-turbo (libturbojpeg.so.0)" : "SkiaSharp (libturbojpeg.so.0 not installed)")}");
             Report("file → tensor, 1 thread", images, () => { for (int i = 0; i < images; i++) pre.Preprocess(path, output); });
-            Report("decode only (Skia)", images, () => { for (int i = 0; i < images; i++) ImageDecoder.Decode(jpeg, "noise.jpg", long.MaxValue).Dispose(); });
+            var skiaPre = new ImagePreprocessor(new PreprocessOptions { JpegDecoder = JpegDecoder.Skia });
+            Report("file → tensor, Skia decoder", images, () => { for (int i = 0; i < images; i++) skiaPre.Preprocess(path, output); });
+            Report("decode only (default)", images, () => { for (int i = 0; i < images; i++) ImageDecoder.Decode(jpeg, "noise.jpg", long.MaxValue).Dispose(); });
+            Report("decode only (Skia)", images, () => { for (int i = 0; i < images; i++) ImageDecoder.Decode(jpeg, "noise.jpg", long.MaxValue, JpegDecoder.Skia).Dispose(); });
             using var decoded = ImageDecoder.Decode(jpeg, "noise.jpg", long.MaxValue);
             Report("resize+crop+normalise", images, () => { for (int i = 0; i < images; i++) pre.Run(decoded, output); });
 
@@ -58,7 +62,7 @@ public static class PreprocessBenchmark
             cpu = ThreadCpuSeconds() - t0; // of the last run
         });
         string cpuText = cpu > 0 ? $"{images / cpu,8:F1} images/cpu-s ({cpu / images * 1e3:F3} ms)" : "n/a";
-        Console.WriteLine($"  {label,-26} wall {images / wall,8:F1} images/s ({wall / images * 1e3:F3} ms)   cpu {cpuText}");
+        Console.WriteLine($"  {label,-28} wall {images / wall,8:F1} images/s ({wall / images * 1e3:F3} ms)   cpu {cpuText}");
     }
 
     [StructLayout(LayoutKind.Sequential)]

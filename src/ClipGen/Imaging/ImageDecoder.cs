@@ -52,12 +52,16 @@ internal static class ImageDecoder
     static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
     /// <summary>Decodes <paramref name="data"/>; <paramref name="name"/> is used in error messages only.</summary>
-    public static DecodedImage Decode(byte[] data, string name, long maxPixels)
+    public static DecodedImage Decode(byte[] data, string name, long maxPixels, JpegDecoder jpeg = JpegDecoder.Auto)
     {
         if (data.Length == 0) throw new ClipGenException($"{name}: the file is empty (0 bytes)");
 
         if (!LooksLikeAnImage(data))
             throw new ClipGenException($"{name}: not a recognised image (expected PNG, JPEG, WebP, BMP or GIF)");
+
+        if (jpeg == JpegDecoder.Auto && data.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])
+            && TurboJpeg.TryDecode(data, name, maxPixels, CheckPixels) is { } fast)
+            return fast;
 
         // PNG: read the header ourselves first, so that a bomb is refused even when Skia would not get far enough to say.
         PngHeader? png = null;
@@ -136,7 +140,6 @@ internal static class ImageDecoder
         }
     }
 
-    /// <summary>16-bit PNG: PIL keeps the high byte (rawmodes RGB;16B, RGBA;16B, LA;16B) or, for grey, all 16 bits (mode I).</summary>
     /// <summary>16-bit PNG: PIL keeps the high byte (rawmodes RGB;16B, RGBA;16B, LA;16B) or, for grey, all 16 bits (mode I).</summary>
     static DecodedImage Decode16(byte[] data, PngHeader png, string name)
     {

@@ -56,7 +56,7 @@ public sealed class ImagePreprocessor
         ArgumentNullException.ThrowIfNull(path);
         CheckDestination(destination, 1);
         var bytes = ReadFile(path);
-        using var image = ImageDecoder.Decode(bytes, path, Options.MaxPixels);
+        using var image = ImageDecoder.Decode(bytes, path, Options.MaxPixels, Options.JpegDecoder);
         Run(image, destination);
     }
 
@@ -77,7 +77,7 @@ public sealed class ImagePreprocessor
             throw new ClipGenException($"{name}: cannot read the image ({e.Message})", e);
         }
         var result = new float[ValuesPerImage];
-        using var image = ImageDecoder.Decode(bytes, name, Options.MaxPixels);
+        using var image = ImageDecoder.Decode(bytes, name, Options.MaxPixels, Options.JpegDecoder);
         Run(image, result);
         return result;
     }

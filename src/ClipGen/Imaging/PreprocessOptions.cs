@@ -20,6 +20,15 @@ public enum ResizeMode
     Squash,
 }
 
+/// <summary>Which library decodes JPEG files. Both give PIL's pixels; they differ in speed only.</summary>
+public enum JpegDecoder
+{
+    /// <summary>The system's libjpeg-turbo (<c>libturbojpeg.so.0</c>, SIMD) when it is installed, else SkiaSharp.</summary>
+    Auto,
+    /// <summary>Always SkiaSharp's built-in libjpeg-turbo.</summary>
+    Skia,
+}
+
 /// <summary>An 8-bit RGB colour.</summary>
 public readonly record struct RgbColor(byte R, byte G, byte B);
 
@@ -72,6 +81,12 @@ public sealed record PreprocessOptions
     /// </summary>
     public long MaxPixels { get; init; } = PilMaxImagePixels;
 
+    /// <summary>
+    /// JPEG decoder (default <see cref="JpegDecoder.Auto"/>: the system's libjpeg-turbo when installed, about twice as fast as
+    /// SkiaSharp's build on a 640×480 photo; the pixels are the same). See docs/preprocessing.md.
+    /// </summary>
+    public JpegDecoder JpegDecoder { get; init; } = JpegDecoder.Auto;
+
     /// <summary>Throws <see cref="ClipGenException"/> when a setting is out of range.</summary>
     public void Validate()
     {
@@ -83,6 +98,7 @@ public sealed record PreprocessOptions
             if (!float.IsFinite(Std[c]) || Std[c] == 0) throw new ClipGenException($"std[{c}] must be a finite non-zero number, not {Std[c]}");
         }
         if (!Enum.IsDefined(Interpolation)) throw new ClipGenException($"unknown interpolation {(int)Interpolation}");
+        if (!Enum.IsDefined(JpegDecoder)) throw new ClipGenException($"unknown JPEG decoder {(int)JpegDecoder}");
         if (!Enum.IsDefined(ResizeMode)) throw new ClipGenException($"unknown resize mode {(int)ResizeMode}");
     }
 }
