@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["backends"] = BackendBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["preprocess"] = PreprocessBenchmark.Run,
+    ["gemm"] = GemmBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
