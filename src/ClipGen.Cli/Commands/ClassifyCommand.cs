@@ -38,7 +38,8 @@ sealed class ClassifyCommand : ICommand
 
         using var pipeline = AppHelpers.Load(model, stderr);
         using var classifier = pipeline.CreateClassifier(labels, templates);
-        var results = classifier.Classify(images);
+        var (results, failures) = ClassifyEach(classifier, images);
+        foreach (var f in failures) stderr.WriteLine($"error: {f.ReplaceLineEndings(" ")}");
 
         if (json)
         {
@@ -67,7 +68,35 @@ sealed class ClassifyCommand : ICommand
                 foreach (var s in r.Ranked) stdout.WriteLine($"  {AppHelpers.Percent(s.Probability)}  {s.Label}");
             }
         }
+        if (failures.Count > 0)
+        {
+            stderr.WriteLine($"{failures.Count} of {images.Count} image(s) could not be classified; the others are above");
+            return 2;
+        }
         return 0;
+    }
+
+    /// <summary>
+    /// Classifies all images in one batch; if any image is unreadable, classifies them one at a time so that the readable
+    /// ones still get their results and each unreadable one gets its own error.
+    /// </summary>
+    static (IReadOnlyList<ZeroShotResult> Results, IReadOnlyList<string> Failures) ClassifyEach(ZeroShotClassifier classifier, IReadOnlyList<string> images)
+    {
+        try
+        {
+            return (classifier.Classify(images), []);
+        }
+        catch (ClipGenException) when (images.Count > 1)
+        {
+            var results = new List<ZeroShotResult>();
+            var failures = new List<string>();
+            foreach (var image in images)
+            {
+                try { results.Add(classifier.Classify(image)); }
+                catch (ClipGenException e) { failures.Add(e.Message); }
+            }
+            return (results, failures);
+        }
     }
 
     /// <summary>Comma-separated labels, trimmed; an empty or repeated label is an error.</summary>

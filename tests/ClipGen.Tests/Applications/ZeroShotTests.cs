@@ -122,6 +122,29 @@ public class ZeroShotTests
     }
 
     [Fact]
+    public void Classify_cli_reports_an_unreadable_image_and_still_classifies_the_others()
+    {
+        var dir = Directory.CreateTempSubdirectory("clipgen-classify-").FullName;
+        try
+        {
+            var bad = Path.Combine(dir, "notes.png");
+            File.WriteAllText(bad, "not an image");
+            var (code, output, err) = TestUtil.Cli("classify", "--model", "tiny-vit", "--weights", AppFixtures.Weights("openai/tiny-vit"), "--vocab", AppFixtures.Vocab,
+                "--image", AppFixtures.Images[0], "--image", bad, "--image", AppFixtures.Images[1], "--labels", "a dog,a cat", "--json");
+            Assert.Equal(2, code);
+            using var doc = JsonDocument.Parse(output);
+            Assert.Equal([AppFixtures.Images[0], AppFixtures.Images[1]], doc.RootElement.EnumerateArray().Select(r => r.GetProperty("image").GetString()));
+            var lines = err.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+            Assert.Contains($"{bad}: not a recognised image", Assert.Single(lines, l => l.StartsWith("error: ", StringComparison.Ordinal)));
+            Assert.Equal("1 of 3 image(s) could not be classified; the others are above", lines[^1]);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Prompt_ensemble_matches_OpenAI_and_is_computed_once()
     {
         using var pipeline = AppFixtures.Pipeline("openai/tiny-vit");
