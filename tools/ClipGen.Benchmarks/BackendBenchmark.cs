@@ -10,7 +10,7 @@ namespace ClipGen.Benchmarks;
 /// <summary>
 /// Image and text encoding throughput of the TorchSharp and ONNX Runtime backends (random weights), with achieved GFLOP/s
 /// against the machine's nominal peak, and the fusions ORT applied. Usage:
-/// <c>backends [--models ViT-B-32,RN50] [--batches 1,8,32] [--towers image,text] [--backends torch,onnx] [--threads 2] [--runs 3]</c>.
+/// <c>backends [--models ViT-B-32,RN50] [--batches 1,8,32] [--towers image,text] [--backends torch,onnx] [--threads 2] [--concurrent 1] [--runs 3]</c>.
 /// </summary>
 public static class BackendBenchmark
 {
@@ -39,7 +39,14 @@ public static class BackendBenchmark
         var backendKinds = Opt("backends", "torch,onnx").Split(',');
 
         torch.set_num_threads(threads);
-        var session = new OnnxClipSessionOptions { IntraOpNumThreads = threads, OptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL };
+        int concurrent = int.Parse(Opt("concurrent", "1"), CultureInfo.InvariantCulture);
+        var session = new OnnxClipSessionOptions
+        {
+            IntraOpNumThreads = Math.Max(1, threads / concurrent),
+            ConcurrentRuns = concurrent,
+            OptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        Console.WriteLine($"ORT: {session.ConcurrentRuns} concurrent run(s) per batch × {session.IntraOpNumThreads} intra-op thread(s)");
         Console.WriteLine($"threads {threads}; torch.get_num_threads() = {torch.get_num_threads()}; median of {runs} runs after 1 warm-up; peak {PeakGflops} GFLOP/s");
         Console.WriteLine("| model | tower | batch | backend | items/s | GFLOP/s | % of peak |");
         Console.WriteLine("|---|---|---:|---|---:|---:|---:|");

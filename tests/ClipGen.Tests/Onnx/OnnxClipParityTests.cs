@@ -91,6 +91,32 @@ public class OnnxClipParityTests(ITestOutputHelper output)
         Assert.True(worst <= 1e-5, $"batch rows differ by {worst:E3}");
     }
 
+    [Theory]
+    [InlineData("openai/tiny-vit", 2)]
+    [InlineData("openai/tiny-rn", 2)]
+    [InlineData("openai/tiny-vit", 5)]
+    public void Concurrent_runs_split_the_batch_and_still_match_reference(string model, int concurrentRuns)
+    {
+        using var f = OnnxFixture.Load(model);
+        var options = new OnnxClipSessionOptions { IntraOpNumThreads = 1, ConcurrentRuns = concurrentRuns };
+        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), options);
+        using var txt = new OnnxClipSession(ClipOnnxExport.TextEncoder(f.Hyper, f.Weight).ToBytes(), options);
+        using var single = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), Cpu);
+        // Arrays: odd batches (3 images, 4 captions) split into uneven parts, and more parts than items.
+        var imageFeatures = img.EncodeImage(f.Pixels, f.ImageBatch);
+        AssertClose($"{model} image encoder, {concurrentRuns} runs", imageFeatures, f.Outputs["image_features"].Floats());
+        AssertClose($"{model} text encoder, {concurrentRuns} runs", txt.EncodeText(f.Ids, f.TextBatch), f.Outputs["text_features"].Floats());
+        Assert.True(Diff.MaxAbs(imageFeatures, single.EncodeImage(f.Pixels, f.ImageBatch)) <= 1e-6);
+        // Tensors: the same numbers through the pointer path.
+        using var px = f.Inputs["pixel_values"].ToTensor();
+        using var ids = f.Inputs["input_ids"].ToTensor();
+        using var ti = img.EncodeImage(px);
+        using var tt = txt.EncodeText(ids);
+        Assert.Equal(imageFeatures, ti.data<float>().ToArray());
+        AssertClose($"{model} text encoder (tensor), {concurrentRuns} runs", tt.data<float>().ToArray(), f.Outputs["text_features"].Floats());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), options with { ConcurrentRuns = 0 }));
+    }
+
     [Fact]
     public void Fp16_weights_stay_close_and_halve_the_file()
     {
