@@ -52,7 +52,7 @@ sealed class DownloadCommand : ICommand
         if (result.Origin == Sha256Origin.Hub)
             stderr.WriteLine($"  to pin it, add 'sha256: {result.Sha256}'" + (result.Commit is { } pin ? $" and 'revision: {pin}'" : "") + $" under pretrained '{pretrained.Source}' in the spec");
         if (result.Configs.Count > 0)
-            stderr.WriteLine($"  folder: {result.Folder} (config written from the spec: {string.Join(", ", result.Configs.Select(Path.GetFileName))}); load it with: clipgen infer --model {spec.Name} --weights {result.Folder}");
+            stderr.WriteLine($"  folder: {result.Folder} (config written from the spec: {string.Join(", ", result.Configs.Select(Path.GetFileName))}); load it with: clipgen infer --model {model} --weights {result.Folder}");
         stdout.WriteLine(result.Path);
         return 0;
     }

@@ -186,7 +186,7 @@ public class HubDownloadTests
         Assert.Equal(Path.Combine(folder, "model.safetensors") + Environment.NewLine, output);
         Assert.Contains($"sha256 {Sha(model)} verified: sha256 reported by the Hub (X-Linked-Etag), not pinned", err);
         Assert.Contains($"to pin it, add 'sha256: {Sha(model)}' and 'revision: 0123456789abcdef0123456789abcdef01234567'", err);
-        Assert.Contains($"folder: {folder} (config written from the spec: config.json, preprocessor_config.json)", err);
+        Assert.Contains($"folder: {folder} (config written from the spec: config.json, preprocessor_config.json); load it with: clipgen infer --model {yaml} --weights {folder}", err);
         Assert.Equal("HEAD /someone/tiny-clip/resolve/main/model.safetensors HTTP/1.1", server.Requests[0]);
         Assert.True(File.Exists(Path.Combine(folder, "config.json")));
 
