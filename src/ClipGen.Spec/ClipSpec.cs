@@ -118,17 +118,29 @@ namespace ClipGen.Specs
         public int FillColor { get; init; }
     }
 
-    /// <summary>A published checkpoint of this architecture: where to download it and its sha256.</summary>
+    /// <summary>
+    /// A published checkpoint of this architecture: where to download it and its sha256. Either a direct <see cref="Url"/>, or a
+    /// Hugging Face Hub file (<see cref="Repo"/>, <see cref="File"/>, <see cref="Revision"/>), whose <see cref="Url"/> is the Hub's
+    /// resolve URL and whose sha256, when the spec pins none, is the one the Hub reports for the file.
+    /// </summary>
     public sealed record PretrainedSpec
     {
         /// <summary>Source name (<c>openai</c>, <c>hf</c>, …).</summary>
         public string Source { get; init; } = "";
-        /// <summary>Download URL.</summary>
+        /// <summary>Download URL (for a Hub file: <c>https://huggingface.co/&lt;repo&gt;/resolve/&lt;revision&gt;/&lt;file&gt;</c>).</summary>
         public string Url { get; init; } = "";
-        /// <summary>Expected sha256 of the file (64 hex digits), or empty when not published.</summary>
+        /// <summary>Hugging Face Hub repository (<c>owner/name</c>), or empty for a direct URL.</summary>
+        public string Repo { get; init; } = "";
+        /// <summary>Path of the file in <see cref="Repo"/>, or empty.</summary>
+        public string File { get; init; } = "";
+        /// <summary>Branch, tag or commit of <see cref="Repo"/> (default <c>main</c>), or empty for a direct URL.</summary>
+        public string Revision { get; init; } = "";
+        /// <summary>Expected sha256 of the file (64 hex digits), or empty when the spec pins none.</summary>
         public string Sha256 { get; init; } = "";
-        /// <summary>File format hint: <c>torchscript</c>, <c>safetensors</c>, <c>torch</c>.</summary>
+        /// <summary>File layout: <c>torchscript</c>, <c>safetensors</c>, <c>torch</c> (OpenAI names), <c>hf</c> (CLIPModel), <c>open_clip</c>.</summary>
         public string Format { get; init; } = "";
+        /// <summary>True for a Hugging Face Hub file (<see cref="Repo"/> set).</summary>
+        public bool IsHub => Repo.Length > 0;
     }
 
     /// <summary>

@@ -33,8 +33,12 @@ namespace ClipGen.Specs
         static readonly string[] TextKeys = { "context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "pooling", "eos_id", "pad_id" };
         static readonly string[] TokenizerKeys = { "kind" };
         static readonly string[] PreprocessKeys = { "image_size", "mean", "std", "interpolation", "resize_mode", "fill_color" };
-        static readonly string[] PretrainedKeys = { "url", "sha256", "format" };
+        static readonly string[] PretrainedKeys = { "url", "repo", "file", "revision", "sha256", "format" };
         static readonly string[] NotInherited = { "name", "aliases", "extends", "class_name", "pretrained" };
+        /// <summary>The <c>pretrained.&lt;source&gt;.format</c> values: how the downloaded file is laid out.</summary>
+        public static readonly string[] PretrainedFormats = { "torchscript", "safetensors", "torch", "hf", "open_clip" };
+        /// <summary>The Hugging Face Hub a <c>repo</c>/<c>file</c> entry downloads from.</summary>
+        public const string HubEndpoint = "https://huggingface.co";
         /// <summary>Tokenizer kinds the runtime implements.</summary>
         public static readonly string[] TokenizerKinds = { "clip_bpe", "bytes" };
 
@@ -471,19 +475,11 @@ namespace ClipGen.Specs
                 {
                     foreach (var src in srcs.Entries)
                     {
-                        if (!(src.Value is SpecMapping sm)) { r.Error(SpecDiagnosticIds.WrongType, "pretrained '" + src.Key + "' must be a mapping with url and sha256", src.Value.Location); continue; }
-                        r.CheckKeys(sm, PretrainedKeys, "pretrained '" + src.Key + "'");
-                        var url = r.Scalar(sm, "url", "pretrained '" + src.Key + "'", true)?.Value ?? "";
-                        var sha = r.Scalar(sm, "sha256", "pretrained '" + src.Key + "'", false);
-                        if (sha != null && !(sha.Value.Length == 64 && sha.Value.All(Uri.IsHexDigit)))
-                            r.Error(SpecDiagnosticIds.InvalidValue, "pretrained '" + src.Key + "' sha256 must be 64 hex digits", sha.Location);
-                        if (url.Length > 0 && !(url.StartsWith("https://", StringComparison.Ordinal) || url.StartsWith("http://", StringComparison.Ordinal)))
-                            r.Error(SpecDiagnosticIds.InvalidValue, "pretrained '" + src.Key + "' url must start with https://", sm.Find("url")!.Value.Location);
-                        pretrained.Add(new PretrainedSpec
-                        {
-                            Source = src.Key, Url = url, Sha256 = (sha?.Value ?? "").ToLowerInvariant(),
-                            Format = r.Word(sm, "format", "pretrained '" + src.Key + "'", new[] { "torchscript", "safetensors", "torch", "hf" }, "safetensors"),
-                        });
+                        if (!(src.Value is SpecMapping sm)) { r.Error(SpecDiagnosticIds.WrongType, "pretrained '" + src.Key + "' must be a mapping with url (or repo and file) and sha256", src.Value.Location); continue; }
+                        var section = "pretrained '" + src.Key + "'";
+                        r.CheckKeys(sm, PretrainedKeys, section);
+                        var entry = ReadPretrained(r, sm, src.Key, section);
+                        if (entry != null) pretrained.Add(entry);
                     }
                 }
                 else r.Error(SpecDiagnosticIds.WrongType, "'pretrained' must map a source name (openai, hf, …) to {url, sha256}", pre2.Value.Location);
@@ -499,6 +495,76 @@ namespace ClipGen.Specs
                 Vision = vision, Text = text, Tokenizer = tokenizer, Preprocess = pre, Pretrained = pretrained.ToEquatableArray(),
             };
         }
+
+        /// <summary>
+        /// One <c>pretrained.&lt;source&gt;</c> entry: either a direct <c>url</c>, or a Hugging Face Hub <c>repo</c> + <c>file</c>
+        /// (+ <c>revision</c>, default <c>main</c>) whose URL is <c>https://huggingface.co/&lt;repo&gt;/resolve/&lt;revision&gt;/&lt;file&gt;</c>.
+        /// </summary>
+        static PretrainedSpec? ReadPretrained(Reader r, SpecMapping sm, string source, string where)
+        {
+            int errors = r.Errors;
+            var urlNode = r.Scalar(sm, "url", where, false);
+            var repoNode = r.Scalar(sm, "repo", where, false);
+            var fileNode = r.Scalar(sm, "file", where, false);
+            var revisionNode = r.Scalar(sm, "revision", where, false);
+            var sha = r.Scalar(sm, "sha256", where, false);
+            var format = r.Word(sm, "format", where, PretrainedFormats, "safetensors");
+            if (sha != null && !(sha.Value.Length == 64 && sha.Value.All(Uri.IsHexDigit)))
+                r.Error(SpecDiagnosticIds.InvalidValue, where + " sha256 must be 64 hex digits", sha.Location);
+
+            string url = "", repo = "", file = "", revision = "";
+            if (urlNode != null && repoNode != null)
+                r.Error(SpecDiagnosticIds.InvalidValue, where + " has both 'url' and 'repo'; keep 'url' for a direct download or 'repo' + 'file' for a Hugging Face Hub file", repoNode.Location);
+            else if (urlNode != null)
+            {
+                url = urlNode.Value;
+                if (!(url.StartsWith("https://", StringComparison.Ordinal) || url.StartsWith("http://", StringComparison.Ordinal)))
+                    r.Error(SpecDiagnosticIds.InvalidValue, where + " url must start with https://", urlNode.Location);
+                foreach (var hubOnly in new[] { fileNode, revisionNode })
+                    if (hubOnly != null)
+                        r.Error(SpecDiagnosticIds.InvalidValue, where + ": 'file' and 'revision' belong to a Hugging Face Hub entry ('repo'); with 'url', the URL names the file and revision", hubOnly.Location);
+            }
+            else if (repoNode != null)
+            {
+                repo = repoNode.Value;
+                var parts = repo.Split('/');
+                if (parts.Length != 2 || !parts.All(IsHubName))
+                    r.Error(SpecDiagnosticIds.InvalidValue, where + " repo must be '<owner>/<name>' (letters, digits, '-', '_', '.'), e.g. openai/clip-vit-base-patch32, not '" + repo + "'", repoNode.Location);
+                if (fileNode == null)
+                    r.Error(SpecDiagnosticIds.MissingField, "missing required field 'file' in " + where + "; name the file in the repository, e.g. 'file: model.safetensors'", repoNode.Location);
+                else
+                {
+                    file = fileNode.Value;
+                    if (!IsHubPath(file))
+                        r.Error(SpecDiagnosticIds.InvalidValue, where + " file must be a relative path in the repository (letters, digits, '-', '_', '.', '/'; no '..'), not '" + file + "'", fileNode.Location);
+                }
+                revision = revisionNode?.Value ?? "main";
+                if (revisionNode != null && !IsHubPath(revision))
+                    r.Error(SpecDiagnosticIds.InvalidValue, where + " revision must be a branch, tag or commit hash (letters, digits, '-', '_', '.', '/'), not '" + revision + "'", revisionNode.Location);
+            }
+            else
+            {
+                var missingAt = fileNode?.Location ?? revisionNode?.Location ?? sm.Location;
+                r.Error(SpecDiagnosticIds.MissingField, where + " needs 'url' (a direct download) or 'repo' and 'file' (a Hugging Face Hub file)", missingAt);
+            }
+            if (r.Errors > errors) return null;
+            if (repo.Length > 0) url = HubUrl(repo, revision, file);
+            return new PretrainedSpec
+            {
+                Source = source, Url = url, Repo = repo, File = file, Revision = revision,
+                Sha256 = (sha?.Value ?? "").ToLowerInvariant(), Format = format,
+            };
+        }
+
+        /// <summary>The Hub's resolve URL of a file: <c>https://huggingface.co/&lt;repo&gt;/resolve/&lt;revision&gt;/&lt;file&gt;</c> (revision and path segments escaped).</summary>
+        public static string HubUrl(string repo, string revision, string file) =>
+            HubEndpoint + "/" + repo + "/resolve/" + Uri.EscapeDataString(revision) + "/" + string.Join("/", file.Split('/').Select(Uri.EscapeDataString));
+
+        static bool IsHubName(string s) =>
+            s.Length > 0 && s.Length <= 96 && s.All(c => (c < 128 && char.IsLetterOrDigit(c)) || c == '-' || c == '_' || c == '.') && s != "." && s != ".." && !s.StartsWith(".", StringComparison.Ordinal);
+
+        static bool IsHubPath(string s) =>
+            s.Length > 0 && !s.StartsWith("/", StringComparison.Ordinal) && s.Split('/').All(IsHubName);
 
         static ResizeModeKind ParseResize(string s) => s == "longest" ? ResizeModeKind.Longest : s == "squash" ? ResizeModeKind.Squash : ResizeModeKind.Shortest;
 

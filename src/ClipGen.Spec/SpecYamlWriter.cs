@@ -59,7 +59,13 @@ namespace ClipGen.Specs
                 foreach (var p in s.Pretrained)
                 {
                     b.Append("  ").Append(p.Source).Append(":\n");
-                    b.Append("    url: ").Append(Q(p.Url)).Append('\n');
+                    if (p.IsHub)
+                    {
+                        b.Append("    repo: ").Append(Q(p.Repo)).Append('\n');
+                        b.Append("    file: ").Append(Q(p.File)).Append('\n');
+                        b.Append("    revision: ").Append(Q(p.Revision)).Append('\n');
+                    }
+                    else b.Append("    url: ").Append(Q(p.Url)).Append('\n');
                     if (p.Sha256.Length > 0) b.Append("    sha256: ").Append(p.Sha256).Append('\n');
                     b.Append("    format: ").Append(p.Format).Append('\n');
                 }

@@ -128,6 +128,31 @@ public class DiagnosticsTests
     }
 
     [Fact]
+    public void CLIPGEN005_pretrained_entry_with_both_url_and_repo()
+    {
+        var yaml = TinySpecs.Vit + "pretrained:\n  hf:\n    url: https://example.com/a.bin\n    repo: a/b\n    file: a.bin\n"; // lines 25-29
+        var d = AssertDiagnostics(Diagnose((A, yaml)), ("CLIPGEN005", A, 28, 11))[0];
+        Assert.Contains("pretrained 'hf' has both 'url' and 'repo'", d.GetMessage());
+        AssertNoModels((A, yaml));
+    }
+
+    [Fact]
+    public void CLIPGEN003_pretrained_hub_entry_without_file()
+    {
+        var yaml = TinySpecs.Vit + "pretrained:\n  hf:\n    repo: a/b\n"; // repo on line 27
+        var d = AssertDiagnostics(Diagnose((A, yaml)), ("CLIPGEN003", A, 27, 11))[0];
+        Assert.Contains("missing required field 'file' in pretrained 'hf'", d.GetMessage());
+    }
+
+    [Fact]
+    public void CLIPGEN002_misspelt_pretrained_key_suggests_revision()
+    {
+        var yaml = TinySpecs.Vit + "pretrained:\n  hf:\n    repo: a/b\n    file: a.bin\n    revison: main\n"; // revison on line 29
+        var d = AssertDiagnostics(Diagnose((A, yaml)), ("CLIPGEN002", A, 29, 5))[0];
+        Assert.Contains("did you mean 'revision'?", d.GetMessage());
+    }
+
+    [Fact]
     public void CLIPGEN006_width_not_divisible_by_head_width()
     {
         var yaml = TinySpecs.Vit.ReplaceLine("  head_width: 16", "  head_width: 12");

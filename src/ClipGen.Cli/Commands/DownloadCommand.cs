@@ -4,13 +4,18 @@ using ClipGen.Modeling;
 
 namespace ClipGen.Cli.Commands;
 
-/// <summary><c>clipgen download</c>: a spec's published weights into the cache, verified by sha256, resumable.</summary>
+/// <summary>
+/// <c>clipgen download</c>: a spec's published weights into the cache, verified by sha256 (pinned in the spec, or for a Hugging Face
+/// Hub file the one the Hub reports), resumable. Prints the file on stdout; on stderr, where the checksum came from and the folder.
+/// </summary>
 sealed class DownloadCommand : ICommand
 {
     public string Name => "download";
     public string Summary => "download a model's published weights into the cache (sha256-verified, resumable)";
-    public string Usage => "clipgen download <model> [--source openai|hf] [--cache DIR] [--url-base http://mirror/]\n"
-        + "  The cache defaults to $CLIPGEN_CACHE or ~/.cache/clipgen. Prints the file's path on stdout.";
+    public string Usage => "clipgen download <model> [--source openai|hf] [--cache DIR] [--url-base http://mirror/] [--quiet]\n"
+        + "  The cache defaults to $CLIPGEN_CACHE or ~/.cache/clipgen. Prints the file's path on stdout.\n"
+        + "  --source hf: Hugging Face Hub files, verified against the sha256 the Hub reports unless the spec pins one;\n"
+        + "  the folder gets config.json / open_clip_config.json written from the spec, so 'clipgen infer --weights <folder>' loads it.";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -37,10 +42,18 @@ sealed class DownloadCommand : ICommand
             stderr.Write(string.Create(CultureInfo.InvariantCulture, $"\r{p.File}: {mb:0.0}{total} {p.BytesPerSecond / 1e6:0.0} MB/s   "));
             printed = true;
         }
-        var path = downloader.DownloadAsync(spec, pretrained, Report).GetAwaiter().GetResult();
+        var result = downloader.DownloadAsync(spec, pretrained, Report).GetAwaiter().GetResult();
         if (printed) stderr.WriteLine();
-        stderr.WriteLine($"{spec.Name} ({pretrained.Source}): {path}" + (pretrained.Sha256.Length > 0 ? " (sha256 verified)" : " (no sha256 published: not verified)"));
-        stdout.WriteLine(path);
+        var where = pretrained.IsHub ? $"{pretrained.Repo}@{pretrained.Revision}" + (result.Commit is { } c ? $" (commit {c})" : "") : pretrained.Url;
+        stderr.WriteLine($"{spec.Name} ({pretrained.Source}, {where}): {result.Path}" + (result.FromCache ? " (cached)" : ""));
+        stderr.WriteLine(result.Origin == Sha256Origin.None
+            ? $"  {result.Sha256Description}"
+            : $"  sha256 {result.Sha256} verified: {result.Sha256Description}");
+        if (result.Origin == Sha256Origin.Hub)
+            stderr.WriteLine($"  to pin it, add 'sha256: {result.Sha256}'" + (result.Commit is { } pin ? $" and 'revision: {pin}'" : "") + $" under pretrained '{pretrained.Source}' in the spec");
+        if (result.Configs.Count > 0)
+            stderr.WriteLine($"  folder: {result.Folder} (config written from the spec: {string.Join(", ", result.Configs.Select(Path.GetFileName))}); load it with: clipgen infer --model {model} --weights {result.Folder}");
+        stdout.WriteLine(result.Path);
         return 0;
     }
 }

@@ -78,9 +78,7 @@ public static class CheckpointConverter
                 var file = Path.Combine(output, "open_clip_model.safetensors");
                 SafeTensorsWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
                 written.Add(file);
-                var config = Path.Combine(output, ClipCheckpoint.OpenClipConfigFile);
-                WriteText(config, OpenClipConfig(spec).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-                written.Add(config);
+                written.AddRange(WriteConfigs(spec, target, output));
                 break;
             }
             case ConversionTarget.HuggingFace:
@@ -88,12 +86,7 @@ public static class CheckpointConverter
                 var file = Path.Combine(output, "model.safetensors");
                 SafeTensorsWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
                 written.Add(file);
-                var config = Path.Combine(output, ClipCheckpoint.HfConfigFile);
-                WriteText(config, HfConfig(spec, key => bound.First(b => b.Target.Key == key).DType).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-                written.Add(config);
-                var pre = Path.Combine(output, "preprocessor_config.json");
-                WriteText(pre, HfPreprocessorConfig(spec).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-                written.Add(pre);
+                written.AddRange(WriteConfigs(spec, target, output, key => bound.First(b => b.Target.Key == key).DType));
                 break;
             }
         }
@@ -110,6 +103,39 @@ public static class CheckpointConverter
             KeyTransform.SplitQkv => openai.narrow(0, part * (openai.shape[0] / 3), openai.shape[0] / 3).clone(),
             _ => throw new InvalidOperationException(transform.ToString()),
         };
+    }
+
+    /// <summary>
+    /// Writes the config files that make <paramref name="folder"/> an open_clip folder (<c>open_clip_config.json</c>) or a
+    /// Hugging Face folder (<c>config.json</c> + <c>preprocessor_config.json</c>) of <paramref name="spec"/>, each under a temporary
+    /// name and renamed; nothing for <see cref="ConversionTarget.OpenAI"/>. <paramref name="dtypeOf"/> gives the stored dtype of an
+    /// OpenAI key (Hugging Face's <c>torch_dtype</c>; float32 when not given). Returns the files written.
+    /// </summary>
+    public static IReadOnlyList<string> WriteConfigs(ClipSpec spec, ConversionTarget target, string folder, Func<string, TensorDType>? dtypeOf = null)
+    {
+        var indented = new JsonSerializerOptions { WriteIndented = true };
+        var written = new List<string>();
+        switch (target)
+        {
+            case ConversionTarget.OpenClip:
+            {
+                var config = Path.Combine(folder, ClipCheckpoint.OpenClipConfigFile);
+                WriteText(config, OpenClipConfig(spec).ToJsonString(indented));
+                written.Add(config);
+                break;
+            }
+            case ConversionTarget.HuggingFace:
+            {
+                var config = Path.Combine(folder, ClipCheckpoint.HfConfigFile);
+                WriteText(config, HfConfig(spec, dtypeOf).ToJsonString(indented));
+                written.Add(config);
+                var pre = Path.Combine(folder, "preprocessor_config.json");
+                WriteText(pre, HfPreprocessorConfig(spec).ToJsonString(indented));
+                written.Add(pre);
+                break;
+            }
+        }
+        return written;
     }
 
     static void WriteText(string path, string text)

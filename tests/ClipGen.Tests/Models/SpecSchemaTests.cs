@@ -22,6 +22,9 @@ public class SpecSchemaTests
         Assert.Equal(Keys("TextKeys").Order(StringComparer.Ordinal), Names(props.GetProperty("text").GetProperty("properties")));
         Assert.Equal(Keys("PreprocessKeys").Order(StringComparer.Ordinal), Names(props.GetProperty("preprocess").GetProperty("properties")));
         Assert.Equal(Keys("TokenizerKeys").Order(StringComparer.Ordinal), Names(props.GetProperty("tokenizer").GetProperty("properties")));
+        var pretrained = props.GetProperty("pretrained").GetProperty("additionalProperties").GetProperty("properties");
+        Assert.Equal(Keys("PretrainedKeys").Order(StringComparer.Ordinal), Names(pretrained));
+        Assert.Equal(SpecResolver.PretrainedFormats, pretrained.GetProperty("format").GetProperty("enum").EnumerateArray().Select(x => x.GetString()).ToArray());
         var tokenizerKinds = props.GetProperty("tokenizer").GetProperty("properties").GetProperty("kind").GetProperty("enum").EnumerateArray().Select(x => x.GetString()).ToArray();
         Assert.Equal(SpecResolver.TokenizerKinds, tokenizerKinds);
     }
