@@ -43,6 +43,9 @@ public sealed class ClipTokenizer : ITextTokenizer
     readonly int[] _byteEndId = new int[256];
     readonly PairRankTable _ranks;            // (left id, right id) → merge rank
     readonly int[] _mergeResult;              // merge rank → id of the merged symbol
+    // The rank of every pair of byte symbols a word starts with, indexed by byte: [first << 9 | (second is last ? 256 : 0) | second].
+    // Dense, so the first ranks of a word come from a few hot cache lines rather than from all over the pair table.
+    readonly int[] _bytePairRank = new int[256 * 512];
     readonly bool _ranksIncrease;             // every merge's parts come from earlier merges: the heap merge is exact
     // One word cache per thread: flat arrays, no synchronisation, no allocation per new word; bounded by clearing when full.
     readonly ThreadLocal<WordCache> _cache;
@@ -97,6 +100,12 @@ public sealed class ClipTokenizer : ITextTokenizer
             lastProducer[_mergeResult[r]] = r;
             parts[r] = (ia, ib);
         }
+        for (int b1 = 0; b1 < 256; b1++)
+            for (int b2 = 0; b2 < 256; b2++)
+            {
+                _bytePairRank[(b1 << 9) | b2] = _ranks.Rank(_byteId[b1], _byteId[b2]);
+                _bytePairRank[(b1 << 9) | 256 | b2] = _ranks.Rank(_byteId[b1], _byteEndId[b2]);
+            }
         _ranksIncrease = true;
         for (int r = 0; r < merges.Count && _ranksIncrease; r++)
         {
@@ -308,16 +317,31 @@ public sealed class ClipTokenizer : ITextTokenizer
         {
             int n = Encoding.UTF8.GetBytes(piece, bytes);
             if (n == 0) return;
-            int[]? rentedSyms = null;
-            Span<int> sym = n <= 128 ? stackalloc int[128] : (rentedSyms = ArrayPool<int>.Shared.Rent(n));
+            if (n == 1) { ids.Add(_byteEndId[bytes[0]]); return; }
+            if (n <= LongWord)
+            {
+                // OpenAI's loop; the initial ranks from the dense byte-pair table
+                Span<int> syms = stackalloc int[LongWord], rank = stackalloc int[LongWord], src = stackalloc int[LongWord];
+                for (int i = 0; i < n - 1; i++)
+                {
+                    syms[i] = _byteId[bytes[i]];
+                    rank[i] = _bytePairRank[(bytes[i] << 9) | bytes[i + 1]];
+                }
+                syms[n - 1] = _byteEndId[bytes[n - 1]];
+                rank[n - 2] = _bytePairRank[(bytes[n - 2] << 9) | 256 | bytes[n - 1]];
+                ids.AddRange(syms[..MergePasses(syms[..n], rank, src)]);
+                return;
+            }
+            var rentedSyms = ArrayPool<int>.Shared.Rent(n);
             try
             {
+                var sym = rentedSyms.AsSpan(0, n);
                 for (int i = 0; i < n - 1; i++) sym[i] = _byteId[bytes[i]];
                 sym[n - 1] = _byteEndId[bytes[n - 1]];
-                int len = n > LongWord && _ranksIncrease ? MergeWithHeap(sym[..n]) : MergeByPasses(sym[..n]);
+                int len = _ranksIncrease ? MergeWithHeap(sym) : MergeByPasses(sym);
                 ids.AddRange(sym[..len]);
             }
-            finally { if (rentedSyms is not null) ArrayPool<int>.Shared.Return(rentedSyms); }
+            finally { ArrayPool<int>.Shared.Return(rentedSyms); }
         }
         finally { if (rentedBytes is not null) ArrayPool<byte>.Shared.Return(rentedBytes); }
     }
@@ -346,29 +370,38 @@ public sealed class ClipTokenizer : ITextTokenizer
         try
         {
             var rank = scratch[..(n - 1)];
-            var src = scratch.Slice(n, n); // for each output symbol: its source index, or -1 if it was just merged
             for (int i = 0; i < n - 1; i++) rank[i] = Rank(sym[i], sym[i + 1]);
-            while (n > 1)
-            {
-                int best = int.MaxValue;
-                foreach (int r in rank[..(n - 1)]) if (r < best) best = r;
-                if (best == int.MaxValue) break;
-                int merged = _mergeResult[best];
-                int w = 0;
-                for (int i = 0; i < n; w++)
-                {
-                    if (i < n - 1 && rank[i] == best) { sym[w] = merged; src[w] = -1; i += 2; }
-                    else { sym[w] = sym[i]; src[w] = i; i++; }
-                }
-                // rank[i] == best identifies the pair (a rank names one pair); a pair overlapping a merge to its left was
-                // skipped by i += 2, as in Python. In-place update: reads at src[k] >= k, never overwritten yet.
-                for (int k = 0; k < w - 1; k++)
-                    rank[k] = src[k] >= 0 && src[k + 1] >= 0 ? rank[src[k]] : Rank(sym[k], sym[k + 1]);
-                n = w;
-            }
-            return n;
+            return MergePasses(sym, rank, scratch.Slice(n, n));
         }
         finally { if (rented is not null) ArrayPool<int>.Shared.Return(rented); }
+    }
+
+    /// <summary>
+    /// <see cref="MergeByPasses"/> given the ranks of the initial pairs (<paramref name="rank"/>[i] for sym[i], sym[i + 1])
+    /// and room for <paramref name="src"/>: for each output symbol of a pass, its source index, or -1 if it was just merged.
+    /// </summary>
+    int MergePasses(Span<int> sym, Span<int> rank, Span<int> src)
+    {
+        int n = sym.Length;
+        while (n > 1)
+        {
+            int best = int.MaxValue;
+            foreach (int r in rank[..(n - 1)]) if (r < best) best = r;
+            if (best == int.MaxValue) break;
+            int merged = _mergeResult[best];
+            int w = 0;
+            for (int i = 0; i < n; w++)
+            {
+                if (i < n - 1 && rank[i] == best) { sym[w] = merged; src[w] = -1; i += 2; }
+                else { sym[w] = sym[i]; src[w] = i; i++; }
+            }
+            // rank[i] == best identifies the pair (a rank names one pair); a pair overlapping a merge to its left was
+            // skipped by i += 2, as in Python. In-place update: reads at src[k] >= k, never overwritten yet.
+            for (int k = 0; k < w - 1; k++)
+                rank[k] = src[k] >= 0 && src[k + 1] >= 0 ? rank[src[k]] : Rank(sym[k], sym[k + 1]);
+            n = w;
+        }
+        return n;
     }
 
     /// <summary>
@@ -509,12 +542,14 @@ ref struct IntBuilder
 
     public readonly int Count => _count;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Add(int v)
     {
         if (_count == _span.Length) Grow(1);
         _span[_count++] = v;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void AddRange(scoped ReadOnlySpan<int> v)
     {
         if (_count + v.Length > _span.Length) Grow(v.Length);
