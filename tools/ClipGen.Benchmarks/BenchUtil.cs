@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace ClipGen.Benchmarks;
 
@@ -30,5 +31,18 @@ public static class BenchUtil
         }
         catch (IOException) { }
         return 0;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    struct Timespec { public long Sec; public long Nsec; }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    static extern int ClockGettime(int clock, out Timespec ts);
+
+    /// <summary>This thread's CPU time (CLOCK_THREAD_CPUTIME_ID) on Linux; 0 elsewhere.</summary>
+    public static double ThreadCpuSeconds()
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        return ClockGettime(3, out var ts) == 0 ? ts.Sec + ts.Nsec * 1e-9 : 0;
     }
 }

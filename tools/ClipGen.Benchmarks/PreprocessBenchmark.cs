@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using ClipGen.Imaging;
 using SkiaSharp;
 
@@ -57,25 +56,12 @@ public static class PreprocessBenchmark
         double cpu = 0;
         double wall = BenchUtil.MedianSeconds(() =>
         {
-            double t0 = ThreadCpuSeconds();
+            double t0 = BenchUtil.ThreadCpuSeconds();
             body();
-            cpu = ThreadCpuSeconds() - t0; // of the last run
+            cpu = BenchUtil.ThreadCpuSeconds() - t0; // of the last run
         });
         string cpuText = cpu > 0 ? $"{images / cpu,8:F1} images/cpu-s ({cpu / images * 1e3:F3} ms)" : "n/a";
         Console.WriteLine($"  {label,-28} wall {images / wall,8:F1} images/s ({wall / images * 1e3:F3} ms)   cpu {cpuText}");
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    struct Timespec { public long Sec; public long Nsec; }
-
-    [DllImport("libc", EntryPoint = "clock_gettime")]
-    static extern int ClockGettime(int clock, out Timespec ts);
-
-    /// <summary>CLOCK_THREAD_CPUTIME_ID on Linux; 0 elsewhere.</summary>
-    static double ThreadCpuSeconds()
-    {
-        if (!OperatingSystem.IsLinux()) return 0;
-        return ClockGettime(3, out var ts) == 0 ? ts.Sec + ts.Nsec * 1e-9 : 0;
     }
 
     /// <summary>Uniform noise (the entropy decoder's worst case), or smooth gradients with ±16 noise (closer to a photo).</summary>

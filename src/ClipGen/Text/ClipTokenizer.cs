@@ -10,8 +10,8 @@
 // the special-token rules of OpenAI's simple_tokenizer.py; see docs/tokenizer.md.
 
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.IO.Compression;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -20,8 +20,9 @@ namespace ClipGen.Text;
 /// <summary>
 /// OpenAI CLIP's byte-level BPE tokenizer (clip/simple_tokenizer.py), giving the same ids as OpenAI's code.
 /// Reads OpenAI's <c>bpe_simple_vocab_16e6.txt.gz</c> or Hugging Face's <c>vocab.json</c> + <c>merges.txt</c>.
-/// Immutable apart from a bounded concurrent cache: safe for concurrent <see cref="Encode"/> calls.
+/// Immutable apart from bounded per-thread word caches: safe for concurrent <see cref="Encode"/> calls.
 /// </summary>
+[SkipLocalsInit] // the stack buffers are always written before they are read
 public sealed class ClipTokenizer : ITextTokenizer
 {
     /// <summary>CLIP's context length.</summary>
@@ -40,12 +41,14 @@ public sealed class ClipTokenizer : ITextTokenizer
     readonly byte[][] _idToBytes;
     readonly int[] _byteId = new int[256];
     readonly int[] _byteEndId = new int[256];
-    readonly Dictionary<long, int> _ranks;   // (left id << 32 | right id) → merge rank
+    readonly PairRankTable _ranks;            // (left id, right id) → merge rank
     readonly int[] _mergeResult;              // merge rank → id of the merged symbol
+    // The rank of every pair of byte symbols a word starts with, indexed by byte: [first << 9 | (second is last ? 256 : 0) | second].
+    // Dense, so the first ranks of a word come from a few hot cache lines rather than from all over the pair table.
+    readonly int[] _bytePairRank = new int[256 * 512];
     readonly bool _ranksIncrease;             // every merge's parts come from earlier merges: the heap merge is exact
-    // One word cache per thread: a plain Dictionary is several times cheaper to fill than a ConcurrentDictionary,
-    // and needs no synchronisation. Each is bounded by clearing when full.
-    readonly ThreadLocal<Dictionary<string, int[]>> _cache;
+    // One word cache per thread: flat arrays, no synchronisation, no allocation per new word; bounded by clearing when full.
+    readonly ThreadLocal<WordCache> _cache;
     readonly int _cacheCapacity;
 
     public string Kind => TextTokenizers.ClipBpe;
@@ -65,6 +68,8 @@ public sealed class ClipTokenizer : ITextTokenizer
             if (id < 0) throw new ClipGenException($"{source}: negative token id {id}");
             size = Math.Max(size, id + 1);
         }
+        if (size > PairRankTable.MaxId) throw new ClipGenException($"{source}: token id {size - 1} is too large (ids must be below {PairRankTable.MaxId:N0})");
+        if (merges.Count > PairRankTable.MaxRank) throw new ClipGenException($"{source}: {merges.Count:N0} merges (at most {PairRankTable.MaxRank:N0} are supported)");
         _idToToken = new string?[size];
         foreach (var (tok, id) in encoder) _idToToken[id] = tok;
         _idToBytes = new byte[size][];
@@ -82,7 +87,7 @@ public sealed class ClipTokenizer : ITextTokenizer
         StartId = Id(StartToken, "the start token");
         EndId = Id(EndToken, "the end token");
 
-        _ranks = new Dictionary<long, int>(merges.Count, PairComparer.Instance);
+        _ranks = new PairRankTable(merges.Count);
         _mergeResult = new int[merges.Count];
         var lastProducer = new Dictionary<int, int>(merges.Count);
         var parts = new (int A, int B)[merges.Count];
@@ -90,11 +95,17 @@ public sealed class ClipTokenizer : ITextTokenizer
         {
             var (a, b) = merges[r];
             int ia = Id(a, $"merge {r + 1}'s left part"), ib = Id(b, $"merge {r + 1}'s right part");
-            _ranks[Key(ia, ib)] = r; // a repeated pair keeps its last rank, as Python's dict(zip(merges, range(...)))
+            _ranks.Set(ia, ib, r); // a repeated pair keeps its last rank, as Python's dict(zip(merges, range(...)))
             _mergeResult[r] = Id(a + b, $"merge {r + 1}'s result");
             lastProducer[_mergeResult[r]] = r;
             parts[r] = (ia, ib);
         }
+        for (int b1 = 0; b1 < 256; b1++)
+            for (int b2 = 0; b2 < 256; b2++)
+            {
+                _bytePairRank[(b1 << 9) | b2] = _ranks.Rank(_byteId[b1], _byteId[b2]);
+                _bytePairRank[(b1 << 9) | 256 | b2] = _ranks.Rank(_byteId[b1], _byteEndId[b2]);
+            }
         _ranksIncrease = true;
         for (int r = 0; r < merges.Count && _ranksIncrease; r++)
         {
@@ -104,10 +115,8 @@ public sealed class ClipTokenizer : ITextTokenizer
         }
 
         _cacheCapacity = cacheCapacity;
-        _cache = new ThreadLocal<Dictionary<string, int[]>>(() => new Dictionary<string, int[]>(StringComparer.Ordinal));
+        _cache = new ThreadLocal<WordCache>(() => new WordCache(Math.Max(cacheCapacity, 1)));
     }
-
-    static long Key(int a, int b) => ((long)a << 32) | (uint)b;
 
     // ---------------------------------------------------------------- loading
 
@@ -268,26 +277,38 @@ public sealed class ClipTokenizer : ITextTokenizer
     void EncodeCleaned(scoped ReadOnlySpan<char> cleaned, ref IntBuilder ids)
     {
         var pre = new ClipPreTokenizer(cleaned);
-        Dictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>>? cacheLookup = null;
+        WordCache? cache = null;
         while (pre.Next(out int start, out int length, out var kind))
         {
             if (kind == PieceKind.StartOfText) { ids.Add(StartId); continue; }
             if (kind == PieceKind.EndOfText) { ids.Add(EndId); continue; }
             var piece = cleaned.Slice(start, length);
-            if (_cacheCapacity == 0) { ids.AddRange(Bpe(piece)); continue; }
-            var cache = (cacheLookup ??= _cache.Value!.GetAlternateLookup<ReadOnlySpan<char>>());
-            if (!cache.TryGetValue(piece, out var word))
-            {
-                word = Bpe(piece);
-                if (cache.Dictionary.Count >= _cacheCapacity) cache.Dictionary.Clear();
-                cache.TryAdd(piece, word);
-            }
-            ids.AddRange(word);
+            if (_cacheCapacity == 0) { AppendBpe(piece, ref ids); continue; }
+            cache ??= _cache.Value!;
+            int hash = WordCache.Hash(piece);
+            if (cache.TryGet(piece, hash, out var word)) { ids.AddRange(word); continue; }
+            int before = ids.Count;
+            AppendBpe(piece, ref ids);
+            cache.Add(piece, hash, ids.WrittenFrom(before));
         }
     }
 
-    /// <summary>BPE of one piece of cleaned text: UTF-8 bytes as byte-level symbols, '&lt;/w&gt;' on the last, then merges.</summary>
+    /// <summary>BPE of one piece of cleaned text (for tests).</summary>
     internal int[] Bpe(ReadOnlySpan<char> piece)
+    {
+        var ids = new IntBuilder(stackalloc int[128]);
+        try
+        {
+            AppendBpe(piece, ref ids);
+            return ids.ToArray();
+        }
+        finally { ids.Dispose(); }
+    }
+
+    /// <summary>
+    /// Appends the BPE of one piece of cleaned text: UTF-8 bytes as byte-level symbols, '&lt;/w&gt;' on the last, then merges.
+    /// </summary>
+    void AppendBpe(scoped ReadOnlySpan<char> piece, ref IntBuilder ids)
     {
         int maxBytes = Encoding.UTF8.GetMaxByteCount(piece.Length);
         byte[]? rentedBytes = null;
@@ -295,17 +316,32 @@ public sealed class ClipTokenizer : ITextTokenizer
         try
         {
             int n = Encoding.UTF8.GetBytes(piece, bytes);
-            if (n == 0) return [];
-            int[]? rentedSyms = null;
-            Span<int> sym = n <= 128 ? stackalloc int[128] : (rentedSyms = ArrayPool<int>.Shared.Rent(n));
+            if (n == 0) return;
+            if (n == 1) { ids.Add(_byteEndId[bytes[0]]); return; }
+            if (n <= LongWord)
+            {
+                // OpenAI's loop; the initial ranks from the dense byte-pair table
+                Span<int> syms = stackalloc int[LongWord], rank = stackalloc int[LongWord], src = stackalloc int[LongWord];
+                for (int i = 0; i < n - 1; i++)
+                {
+                    syms[i] = _byteId[bytes[i]];
+                    rank[i] = _bytePairRank[(bytes[i] << 9) | bytes[i + 1]];
+                }
+                syms[n - 1] = _byteEndId[bytes[n - 1]];
+                rank[n - 2] = _bytePairRank[(bytes[n - 2] << 9) | 256 | bytes[n - 1]];
+                ids.AddRange(syms[..MergePasses(syms[..n], rank, src)]);
+                return;
+            }
+            var rentedSyms = ArrayPool<int>.Shared.Rent(n);
             try
             {
+                var sym = rentedSyms.AsSpan(0, n);
                 for (int i = 0; i < n - 1; i++) sym[i] = _byteId[bytes[i]];
                 sym[n - 1] = _byteEndId[bytes[n - 1]];
-                int len = n > LongWord && _ranksIncrease ? MergeWithHeap(sym[..n]) : MergeByPasses(sym[..n]);
-                return sym[..len].ToArray();
+                int len = _ranksIncrease ? MergeWithHeap(sym) : MergeByPasses(sym);
+                ids.AddRange(sym[..len]);
             }
-            finally { if (rentedSyms is not null) ArrayPool<int>.Shared.Return(rentedSyms); }
+            finally { ArrayPool<int>.Shared.Return(rentedSyms); }
         }
         finally { if (rentedBytes is not null) ArrayPool<byte>.Shared.Return(rentedBytes); }
     }
@@ -319,7 +355,7 @@ public sealed class ClipTokenizer : ITextTokenizer
         return sym;
     }
 
-    int Rank(int a, int b) => _ranks.TryGetValue(Key(a, b), out int r) ? r : int.MaxValue;
+    int Rank(int a, int b) => _ranks.Rank(a, b);
 
     /// <summary>
     /// OpenAI's loop, exactly: take the adjacent pair of lowest rank, merge all its occurrences left to right, repeat.
@@ -334,29 +370,38 @@ public sealed class ClipTokenizer : ITextTokenizer
         try
         {
             var rank = scratch[..(n - 1)];
-            var src = scratch.Slice(n, n); // for each output symbol: its source index, or -1 if it was just merged
             for (int i = 0; i < n - 1; i++) rank[i] = Rank(sym[i], sym[i + 1]);
-            while (n > 1)
-            {
-                int best = int.MaxValue;
-                foreach (int r in rank[..(n - 1)]) if (r < best) best = r;
-                if (best == int.MaxValue) break;
-                int merged = _mergeResult[best];
-                int w = 0;
-                for (int i = 0; i < n; w++)
-                {
-                    if (i < n - 1 && rank[i] == best) { sym[w] = merged; src[w] = -1; i += 2; }
-                    else { sym[w] = sym[i]; src[w] = i; i++; }
-                }
-                // rank[i] == best identifies the pair (a rank names one pair); a pair overlapping a merge to its left was
-                // skipped by i += 2, as in Python. In-place update: reads at src[k] >= k, never overwritten yet.
-                for (int k = 0; k < w - 1; k++)
-                    rank[k] = src[k] >= 0 && src[k + 1] >= 0 ? rank[src[k]] : Rank(sym[k], sym[k + 1]);
-                n = w;
-            }
-            return n;
+            return MergePasses(sym, rank, scratch.Slice(n, n));
         }
         finally { if (rented is not null) ArrayPool<int>.Shared.Return(rented); }
+    }
+
+    /// <summary>
+    /// <see cref="MergeByPasses"/> given the ranks of the initial pairs (<paramref name="rank"/>[i] for sym[i], sym[i + 1])
+    /// and room for <paramref name="src"/>: for each output symbol of a pass, its source index, or -1 if it was just merged.
+    /// </summary>
+    int MergePasses(Span<int> sym, Span<int> rank, Span<int> src)
+    {
+        int n = sym.Length;
+        while (n > 1)
+        {
+            int best = int.MaxValue;
+            foreach (int r in rank[..(n - 1)]) if (r < best) best = r;
+            if (best == int.MaxValue) break;
+            int merged = _mergeResult[best];
+            int w = 0;
+            for (int i = 0; i < n; w++)
+            {
+                if (i < n - 1 && rank[i] == best) { sym[w] = merged; src[w] = -1; i += 2; }
+                else { sym[w] = sym[i]; src[w] = i; i++; }
+            }
+            // rank[i] == best identifies the pair (a rank names one pair); a pair overlapping a merge to its left was
+            // skipped by i += 2, as in Python. In-place update: reads at src[k] >= k, never overwritten yet.
+            for (int k = 0; k < w - 1; k++)
+                rank[k] = src[k] >= 0 && src[k + 1] >= 0 ? rank[src[k]] : Rank(sym[k], sym[k + 1]);
+            n = w;
+        }
+        return n;
     }
 
     /// <summary>
@@ -440,17 +485,6 @@ public sealed class ClipTokenizer : ITextTokenizer
         (uint)id < (uint)_idToToken.Length && _idToToken[id] is { } t ? t : throw new ClipGenException($"token id {id} is not in the vocabulary");
 }
 
-/// <summary>
-/// Hashes a (left, right) id pair well. The default <see cref="long"/> hash is <c>left ^ right</c>, which for ids below
-/// 65,536 gives few distinct values and long collision chains (it made the merge loop about 10× slower).
-/// </summary>
-sealed class PairComparer : IEqualityComparer<long>
-{
-    public static readonly PairComparer Instance = new();
-    public bool Equals(long x, long y) => x == y;
-    public int GetHashCode(long k) => (int)((ulong)(k * unchecked((long)0x9E3779B97F4A7C15)) >> 32);
-}
-
 /// <summary>GPT-2's <c>bytes_to_unicode</c>: every byte as a printable character.</summary>
 static class ByteLevel
 {
@@ -508,13 +542,15 @@ ref struct IntBuilder
 
     public readonly int Count => _count;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Add(int v)
     {
         if (_count == _span.Length) Grow(1);
         _span[_count++] = v;
     }
 
-    public void AddRange(ReadOnlySpan<int> v)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void AddRange(scoped ReadOnlySpan<int> v)
     {
         if (_count + v.Length > _span.Length) Grow(v.Length);
         v.CopyTo(_span[_count..]);
@@ -531,6 +567,9 @@ ref struct IntBuilder
     }
 
     public readonly int[] ToArray() => _span[.._count].ToArray();
+
+    /// <summary>The ids added since the count was <paramref name="start"/>; valid until the next add.</summary>
+    public readonly ReadOnlySpan<int> WrittenFrom(int start) => _span[start.._count];
 
     public void Dispose()
     {
