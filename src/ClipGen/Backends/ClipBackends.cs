@@ -33,6 +33,14 @@ public sealed record ClipBackendOptions
 
     /// <summary>libtorch intra-op threads for the Torch backend (process-wide <c>torch.set_num_threads</c>); 0 leaves it.</summary>
     public int TorchThreads { get; init; }
+
+    /// <summary>
+    /// The Torch backend splits an encoder batch into this many contiguous parts and runs them on as many threads at once
+    /// (1, the default: one forward per batch). With <c>TorchThreads = 1</c> and one part per core, each core runs its own
+    /// matrix multiplies instead of two threads synchronising on every op; docs/benchmarks.md has the numbers. The ONNX
+    /// backend's equivalent is <see cref="OnnxClipSessionOptions.ConcurrentRuns"/>.
+    /// </summary>
+    public int TorchConcurrentRuns { get; init; } = 1;
 }
 
 /// <summary>
@@ -121,10 +129,13 @@ public sealed class ClipBackend<TModel>(IClipBackend inner) : IDisposable where 
 public sealed class TorchClipBackend : IClipBackend
 {
     readonly ClipModule _model;
+    readonly int _concurrentRuns;
 
     public TorchClipBackend(ClipModule model, ClipBackendOptions? options = null)
     {
         _model = model;
+        _concurrentRuns = options?.TorchConcurrentRuns ?? 1;
+        if (_concurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(options), _concurrentRuns, "TorchConcurrentRuns must be at least 1");
         if (options?.TorchThreads > 0) torch.set_num_threads(options.TorchThreads);
         _model.eval();
     }
@@ -135,16 +146,40 @@ public sealed class TorchClipBackend : IClipBackend
     /// <summary>The wrapped model.</summary>
     public ClipModule Model => _model;
 
-    public Tensor EncodeImage(Tensor pixelValues)
-    {
-        using var _ = torch.inference_mode();
-        return _model.EncodeImage(pixelValues);
-    }
+    public Tensor EncodeImage(Tensor pixelValues) => Split(pixelValues, _model.EncodeImage);
 
-    public Tensor EncodeText(Tensor inputIds)
+    public Tensor EncodeText(Tensor inputIds) => Split(inputIds, _model.EncodeText);
+
+    /// <summary>
+    /// Runs <paramref name="encode"/> on the whole batch, or on <see cref="ClipBackendOptions.TorchConcurrentRuns"/> contiguous
+    /// parts at once (inference mode and dispose scopes are per thread, so each worker sets its own) and concatenates.
+    /// </summary>
+    Tensor Split(Tensor input, Func<Tensor, Tensor> encode)
     {
-        using var _ = torch.inference_mode();
-        return _model.EncodeText(inputIds);
+        long batch = input.shape[0];
+        int parts = (int)Math.Max(1, Math.Min(_concurrentRuns, batch));
+        if (parts == 1)
+        {
+            using var _ = torch.inference_mode();
+            return encode(input);
+        }
+        var results = new Tensor[parts];
+        try
+        {
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
+            {
+                long start = batch * p / parts, end = batch * (p + 1) / parts;
+                using var _ = torch.inference_mode();
+                using var part = input.narrow(0, start, end - start);
+                results[p] = encode(part);
+            });
+            using var __ = torch.inference_mode();
+            return torch.cat(results, 0);
+        }
+        finally
+        {
+            foreach (var r in results) r?.Dispose();
+        }
     }
 
     public (Tensor PerImage, Tensor PerText) Logits(Tensor imageFeatures, Tensor textFeatures)

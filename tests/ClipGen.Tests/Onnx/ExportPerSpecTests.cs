@@ -120,6 +120,27 @@ public class ExportPerSpecTests(ITestOutputHelper output)
         TestUtil.AssertClose(t.LogitsPerText, o.LogitsPerText, "logits_per_text");
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(7)]
+    public void Torch_concurrent_runs_split_the_batch_and_give_the_reference_features(int concurrentRuns)
+    {
+        using var model = ClipModelFactory.Load("tiny-vit", Fixtures.Path_("reference", "openai", "tiny-vit", "model.safetensors"));
+        using var inputs = TestUtil.Read(Fixtures.Path_("reference", "openai", "tiny-vit", "inputs.safetensors"));
+        using var outputs = TestUtil.Read(Fixtures.Path_("reference", "openai", "tiny-vit", "outputs.safetensors"));
+        using var single = ClipBackends.Create(model, BackendKind.Torch);
+        using var split = ClipBackends.Create(model, BackendKind.Torch, new ClipBackendOptions { TorchConcurrentRuns = concurrentRuns });
+        using var a = single.EncodeImage(inputs.Tensors["pixel_values"]);
+        using var b = split.EncodeImage(inputs.Tensors["pixel_values"]);
+        using var t = split.EncodeText(inputs.Tensors["input_ids"]);
+        Assert.Equal(a.shape, b.shape);
+        Assert.True((a - b).abs().max().item<float>() <= 1e-6f, "splitting the batch changed the image features");
+        TestUtil.AssertClose(outputs.Tensors["image_features"], b, "image_features");
+        TestUtil.AssertClose(outputs.Tensors["text_features"], t, "text_features");
+        Assert.Throws<ArgumentOutOfRangeException>(() => ClipBackends.Create(model, BackendKind.Torch, new ClipBackendOptions { TorchConcurrentRuns = 0 }));
+    }
+
     [Fact]
     public void Placeholder_graphs_refuse_ToBytes_and_Never()
     {
