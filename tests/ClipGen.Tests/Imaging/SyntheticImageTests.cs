@@ -93,7 +93,7 @@ public sealed class SyntheticImageTests : IDisposable
     public void Simd_and_scalar_paths_agree()
     {
         var rng = new Random(1234);
-        foreach (var (w, h, ow, oh) in new[] { (640, 480, 298, 224), (17, 9, 224, 100), (300, 301, 31, 640), (5, 700, 3, 224) })
+        foreach (var (w, h, ow, oh) in new[] { (640, 480, 298, 224), (17, 9, 224, 100), (300, 301, 31, 640), (5, 700, 3, 224), (1000, 37, 301, 11), (41, 2000, 9, 333) })
         {
             var src = new byte[w * h * 4];
             rng.NextBytes(src);
@@ -102,9 +102,12 @@ public sealed class SyntheticImageTests : IDisposable
                 int left = ow / 5, top = oh / 7, ww = ow - left - 1, wh = oh - top;
                 var a = new byte[ww * wh * 4];
                 var b = new byte[ww * wh * 4];
-                PilResample.Resample8(src, w, h, ow, oh, left, top, ww, wh, interp, a, simd: true);
-                PilResample.Resample8(src, w, h, ow, oh, left, top, ww, wh, interp, b, simd: false);
-                Assert.Equal(a, b);
+                var c = new byte[ww * wh * 4];
+                PilResample.Resample8(src, w, h, ow, oh, left, top, ww, wh, interp, a, simd: true);               // AVX2 where supported
+                PilResample.Resample8(src, w, h, ow, oh, left, top, ww, wh, interp, b, simd: false);              // scalar
+                PilResample.Resample8(src, w, h, ow, oh, left, top, ww, wh, interp, c, simd: true, avx2: false);  // SSE4.1
+                Assert.Equal(b, a);
+                Assert.Equal(b, c);
             }
         }
     }
