@@ -7,19 +7,55 @@ namespace ClipGen.Cli.Commands;
 /// <summary>Options shared by classify, embed and search: --model, --weights, --vocab, --backend.</summary>
 static class AppHelpers
 {
-    public const string ModelUsage = "[--model <name|alias|spec.yaml>] --weights <file|folder> [--vocab FILE] [--backend torch|onnx]";
+    public const string ModelUsage = "[--model <name|alias|spec.yaml>] --weights <file|folder> [--vocab FILE] [--backend torch|onnx] [--threads N] [--concurrent-runs N]";
 
-    public sealed record ModelArgs(string? Model, string Weights, string? Vocab, BackendKind Backend);
+    /// <param name="Threads">Threads in total (0: the engines' defaults).</param>
+    /// <param name="ConcurrentRuns">Parts each batch is split into and run at once, each on Threads / ConcurrentRuns threads.</param>
+    public sealed record ModelArgs(string? Model, string Weights, string? Vocab, BackendKind Backend, int Threads = 0, int ConcurrentRuns = 1);
 
-    public static ModelArgs ModelOptions(CliArgs args) => new(
-        args.Get("model"),
-        args.Require("weights"),
-        args.Get("vocab"),
-        ClipBackends.Parse(args.Get("backend") ?? "torch"));
+    public static ModelArgs ModelOptions(CliArgs args)
+    {
+        var o = new ModelArgs(
+            args.Get("model"),
+            args.Require("weights"),
+            args.Get("vocab"),
+            ClipBackends.Parse(args.Get("backend") ?? "torch"),
+            PositiveInt(args, "threads", 0),
+            PositiveInt(args, "concurrent-runs", 1));
+        if (o.ConcurrentRuns < 1) throw new CliUsageException("--concurrent-runs must be at least 1");
+        if (o.Threads > 0 && o.ConcurrentRuns > o.Threads)
+            throw new CliUsageException($"--concurrent-runs {o.ConcurrentRuns} is more than --threads {o.Threads}: each run needs at least one thread");
+        return o;
+    }
+
+    static int PositiveInt(CliArgs args, string name, int fallback)
+    {
+        var text = args.Get(name);
+        if (text is null) return fallback;
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1)
+            throw new CliUsageException($"--{name} must be a positive whole number, not '{text}'");
+        return v;
+    }
+
+    /// <summary>
+    /// The backend options for --threads / --concurrent-runs: each of the N concurrent runs gets threads / N threads (all
+    /// cores when --threads is not given), in TorchSharp (process-wide) and in ORT alike.
+    /// </summary>
+    public static ClipBackendOptions BackendOptions(ModelArgs o)
+    {
+        int total = o.Threads > 0 ? o.Threads : (o.ConcurrentRuns > 1 ? Environment.ProcessorCount : 0);
+        int perRun = total > 0 ? Math.Max(1, total / o.ConcurrentRuns) : 0;
+        return new ClipBackendOptions
+        {
+            TorchThreads = perRun,
+            TorchConcurrentRuns = o.ConcurrentRuns,
+            Session = new Onnx.OnnxClipSessionOptions { IntraOpNumThreads = perRun, ConcurrentRuns = o.ConcurrentRuns },
+        };
+    }
 
     /// <summary>Loads the pipeline; without --model the spec is inferred from the checkpoint (notes go to stderr).</summary>
     public static ClipPipeline Load(ModelArgs o, TextWriter stderr) =>
-        ClipPipeline.Load(o.Model, o.Weights, o.Vocab, o.Backend, stderr.WriteLine);
+        ClipPipeline.Load(o.Model, o.Weights, o.Vocab, o.Backend, stderr.WriteLine, BackendOptions(o));
 
     public static string Percent(double p) => (p * 100).ToString("F2", CultureInfo.InvariantCulture).PadLeft(6) + "%";
 

@@ -51,7 +51,11 @@ public sealed class ClipPipeline : IDisposable
     /// The vocabulary (for <c>clip_bpe</c>) is found by <see cref="Vocabulary.Resolve"/>: <paramref name="vocabPath"/>,
     /// $CLIPGEN_VOCAB, the weights' folder, the download cache; it is loaded on the first use of text.
     /// </summary>
-    public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath = null, BackendKind backend = BackendKind.Torch, Action<string>? notes = null)
+    public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath = null, BackendKind backend = BackendKind.Torch, Action<string>? notes = null) =>
+        Load(model, weightsPath, vocabPath, backend, notes, null);
+
+    /// <summary>As <see cref="Load(string?, string, string?, BackendKind, Action{string}?)"/>, with the backend's options (threads, concurrent runs, ORT session settings).</summary>
+    public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath, BackendKind backend, Action<string>? notes, ClipBackendOptions? backendOptions)
     {
         ArgumentNullException.ThrowIfNull(weightsPath);
         // The spec first, so that an unknown model is reported before the weights are looked at.
@@ -59,16 +63,16 @@ public sealed class ClipPipeline : IDisposable
         if (!File.Exists(weightsPath) && !Directory.Exists(weightsPath)) throw new ClipGenException($"weights not found: {weightsPath}");
         var options = new LoadOptions { Notes = notes };
         var loaded = model is null ? ClipModelFactory.Load(weightsPath, options) : ClipModelFactory.Load(model, weightsPath, options);
-        return FromModel(loaded, weightsPath, vocabPath, backend);
+        return FromModel(loaded, weightsPath, vocabPath, backend, backendOptions);
     }
 
     /// <summary>A pipeline over a loaded model, which it then owns.</summary>
-    internal static ClipPipeline FromModel(ClipModule model, string? weightsPath, string? vocabPath, BackendKind backend)
+    internal static ClipPipeline FromModel(ClipModule model, string? weightsPath, string? vocabPath, BackendKind backend, ClipBackendOptions? backendOptions = null)
     {
         IClipBackend? b = null;
         try
         {
-            b = ClipBackends.Create(model, backend);
+            b = ClipBackends.Create(model, backend, backendOptions);
             var spec = model.Spec;
             var tokenizer = new Lazy<ITextTokenizer>(() => CreateTokenizer(spec, vocabPath, weightsPath));
             if (backend == BackendKind.Torch) return new ClipPipeline(b, tokenizer, null, ownsBackend: true, ownedModel: model);

@@ -121,6 +121,51 @@ public class ZeroShotTests
         Assert.Equal(["a cat", "a diagram", "a dog"], lines.Skip(1).Select(l => l.Split('%')[1].Trim()).Order());
     }
 
+    [Theory]
+    [InlineData("torch")]
+    [InlineData("onnx")]
+    public void Classify_cli_with_concurrent_runs_gives_the_same_probabilities(string backend)
+    {
+        double[][] Run(params string[] extra)
+        {
+            var args = new List<string> { "classify", "--model", "tiny-vit", "--weights", AppFixtures.Weights("openai/tiny-vit"), "--vocab", AppFixtures.Vocab,
+                "--labels", "a dog,a cat,a diagram", "--json", "--backend", backend };
+            foreach (var image in AppFixtures.Images) { args.Add("--image"); args.Add(image); }
+            args.AddRange(extra);
+            var (code, output, err) = TestUtil.Cli(args.ToArray());
+            Assert.True(code == 0, err);
+            using var doc = JsonDocument.Parse(output);
+            return doc.RootElement.EnumerateArray().Select(r => r.GetProperty("probs").EnumerateObject().Select(p => p.Value.GetDouble()).ToArray()).ToArray();
+        }
+        var plain = Run();
+        int threads = TorchSharp.torch.get_num_threads();
+        double[][] split;
+        try
+        {
+            split = Run("--threads", "4", "--concurrent-runs", "2"); // sets libtorch's process-wide threads to 2
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(threads);
+        }
+        Assert.Equal(plain.Length, split.Length);
+        for (int i = 0; i < plain.Length; i++) Assert.True(MaxDiff(plain[i], split[i]) <= 1e-6, $"image {i}: {MaxDiff(plain[i], split[i]):E2}");
+    }
+
+    [Theory]
+    [InlineData("--concurrent-runs", "0", "--concurrent-runs must be a positive whole number, not '0'")]
+    [InlineData("--threads", "two", "--threads must be a positive whole number, not 'two'")]
+    [InlineData("--concurrent-runs", "4", "--concurrent-runs 4 is more than --threads 2")]
+    public void Bad_thread_options_are_usage_errors(string option, string value, string message)
+    {
+        var args = new List<string> { "classify", "--model", "tiny-vit", "--weights", AppFixtures.Weights("openai/tiny-vit"), "--vocab", AppFixtures.Vocab,
+            "--image", AppFixtures.Images[0], "--labels", "a,b", option, value };
+        if (option != "--threads") args.AddRange(["--threads", "2"]);
+        var (code, _, err) = TestUtil.Cli(args.ToArray());
+        Assert.Equal(2, code);
+        Assert.Contains(message, err);
+    }
+
     [Fact]
     public void Classify_cli_reports_an_unreadable_image_and_still_classifies_the_others()
     {
