@@ -60,7 +60,7 @@ internal static class ImageDecoder
             throw new ClipGenException($"{name}: not a recognised image (expected PNG, JPEG, WebP, BMP or GIF)");
 
         if (jpeg == JpegDecoder.Auto && data.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])
-            && TurboJpeg.TryDecode(data, name, maxPixels, CheckPixels) is { } fast)
+            && TurboJpeg.TryDecode(data, name, maxPixels) is { } fast)
             return fast;
 
         // PNG: read the header ourselves first, so that a bomb is refused even when Skia would not get far enough to say.
@@ -112,7 +112,7 @@ internal static class ImageDecoder
         || d.StartsWith("BM"u8)
         || (d.Length >= 12 && d.StartsWith("RIFF"u8) && d.Slice(8, 4).SequenceEqual("WEBP"u8));
 
-    static void CheckPixels(long width, long height, string name, long maxPixels)
+    internal static void CheckPixels(long width, long height, string name, long maxPixels)
     {
         if (width * height > maxPixels)
             throw new ClipGenException($"{name}: the image is {width}×{height} = {width * height:N0} pixels, above the limit of {maxPixels:N0} (a possible decompression bomb; raise MaxPixels to allow it)");

@@ -199,36 +199,6 @@ internal static class PilResample
         fixed (int* kk4 = c.Fixed4)
         fixed (int* bounds = c.Bounds)
         {
-            if (wide)
-            {
-                // Two taps per step: 8 source bytes (two RGBA pixels) widened to 8 ints, times the two taps' weights (Fixed4
-                // holds each weight 4 times, so taps x and x+1 are 8 consecutive ints); the halves are added at the end.
-                // Integer sums, so the result is the same as one tap at a time.
-                var init = Vector128.Create(half);
-                for (int y = 0; y < rows; y++)
-                {
-                    byte* srow = s0 + (long)(rowFirst + y) * srcStride;
-                    byte* drow = d0 + (long)y * dstStride;
-                    for (int xx = 0; xx < n; xx++)
-                    {
-                        int xmin = bounds[2 * xx], xmax = bounds[2 * xx + 1];
-                        int* k4 = kk4 + xx * ksize * 4;
-                        byte* p = srow + xmin * 4;
-                        var acc2 = Vector256<int>.Zero;
-                        int x = 0;
-                        for (; x + 2 <= xmax; x += 2)
-                            acc2 += Avx2.ConvertToVector256Int32(p + x * 4) * Vector256.Load(k4 + 4 * x);
-                        var acc = init + acc2.GetLower() + acc2.GetUpper();
-                        if (x < xmax)
-                            acc += Sse41.ConvertToVector128Int32(p + x * 4) * Vector128.Load(k4 + 4 * x);
-                        acc = Vector128.ShiftRightArithmetic(acc, PrecisionBits);
-                        var w = Sse41.PackUnsignedSaturate(acc, acc);
-                        var b = Sse2.PackUnsignedSaturate(w.AsInt16(), w.AsInt16());
-                        *(uint*)(drow + xx * 4) = b.AsUInt32().ToScalar();
-                    }
-                }
-                return;
-            }
             if (simd)
             {
                 var init = Vector128.Create(half);
@@ -242,7 +212,18 @@ internal static class PilResample
                         int* k4 = kk4 + xx * ksize * 4;
                         byte* p = srow + xmin * 4;
                         var acc = init;
-                        for (int x = 0; x < xmax; x++)
+                        int x = 0;
+                        if (wide)
+                        {
+                            // Two taps per step: 8 source bytes (two RGBA pixels) widened to 8 ints, times the two taps'
+                            // weights (Fixed4 holds each weight 4 times, so taps x and x+1 are 8 consecutive ints); the
+                            // halves are added after. Integer sums, so the result equals one tap at a time.
+                            var acc2 = Vector256<int>.Zero;
+                            for (; x + 2 <= xmax; x += 2)
+                                acc2 += Avx2.ConvertToVector256Int32(p + x * 4) * Vector256.Load(k4 + 4 * x);
+                            acc += acc2.GetLower() + acc2.GetUpper();
+                        }
+                        for (; x < xmax; x++)
                             acc += Sse41.ConvertToVector128Int32(p + x * 4) * Vector128.Load(k4 + 4 * x);
                         acc = Vector128.ShiftRightArithmetic(acc, PrecisionBits);
                         var w = Sse41.PackUnsignedSaturate(acc, acc);

@@ -74,7 +74,7 @@ internal static unsafe class TurboJpeg
     /// Decodes <paramref name="data"/> into RGBA, or returns null when this decoder does not take the file (not
     /// available, CMYK, any warning or error): the caller then decodes with Skia. Throws only for the pixel limit.
     /// </summary>
-    public static DecodedImage? TryDecode(byte[] data, string name, long maxPixels, Action<long, long, string, long> checkPixels)
+    public static DecodedImage? TryDecode(byte[] data, string name, long maxPixels)
     {
         if (Functions is not { } api) return null;
         nint handle = Handle(api);
@@ -87,7 +87,7 @@ internal static unsafe class TurboJpeg
                 return null;
         }
         if (colorspace is not (TJCS_YCbCr or TJCS_GRAY or TJCS_RGB) || width <= 0 || height <= 0) return null;
-        checkPixels(width, height, name, maxPixels);
+        ImageDecoder.CheckPixels(width, height, name, maxPixels);
 
         long bytes = (long)width * height * 4;
         if (bytes > Array.MaxLength) return null;

@@ -126,17 +126,11 @@ public sealed class OnnxClipSession : IDisposable
         Require(ClipOnnxKind.Image);
         CheckLength(pixels.Length, (long)batch * 3 * ImageSize * ImageSize, ClipOnnxNames.PixelValues);
         var result = new float[batch * EmbedDim];
-        long perItem = 3L * ImageSize * ImageSize;
         unsafe
         {
             fixed (float* src = pixels)
             fixed (float* dst = result)
-            {
-                nint s = (nint)src, d = (nint)dst;
-                RunSplit(batch, ClipOnnxNames.PixelValues, ClipOnnxNames.ImageFeatures, TensorElementType.Float,
-                    (start, count) => (s + (nint)(start * perItem * sizeof(float)), count * perItem * sizeof(float), [count, 3, ImageSize, ImageSize]),
-                    (start, count) => (d + (nint)(start * EmbedDim * sizeof(float)), count * EmbedDim * sizeof(float)));
-            }
+                RunSplit(batch, (nint)src, PixelShape(batch), sizeof(float), TensorElementType.Float, ClipOnnxNames.PixelValues, (nint)dst, ClipOnnxNames.ImageFeatures);
         }
         return result;
     }
@@ -151,12 +145,7 @@ public sealed class OnnxClipSession : IDisposable
         {
             fixed (long* src = ids)
             fixed (float* dst = result)
-            {
-                nint s = (nint)src, d = (nint)dst;
-                RunSplit(batch, ClipOnnxNames.InputIds, ClipOnnxNames.TextFeatures, TensorElementType.Int64,
-                    (start, count) => (s + (nint)(start * ContextLength * sizeof(long)), (long)count * ContextLength * sizeof(long), [count, ContextLength]),
-                    (start, count) => (d + (nint)(start * EmbedDim * sizeof(float)), count * EmbedDim * sizeof(float)));
-            }
+                RunSplit(batch, (nint)src, [batch, ContextLength], sizeof(long), TensorElementType.Int64, ClipOnnxNames.InputIds, (nint)dst, ClipOnnxNames.TextFeatures);
         }
         return result;
     }
@@ -191,7 +180,7 @@ public sealed class OnnxClipSession : IDisposable
         using var scope = NewDisposeScope();
         var px = Prepare(pixels, ScalarType.Float32, 4, ClipOnnxNames.PixelValues);
         var result = empty(px.shape[0], EmbedDim, dtype: ScalarType.Float32);
-        RunSplit(px, result, ClipOnnxNames.PixelValues, ClipOnnxNames.ImageFeatures, TensorElementType.Float);
+        RunSplit(px, TensorElementType.Float, ClipOnnxNames.PixelValues, result, ClipOnnxNames.ImageFeatures);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -202,7 +191,7 @@ public sealed class OnnxClipSession : IDisposable
         using var scope = NewDisposeScope();
         var tx = Prepare(ids, ScalarType.Int64, 2, ClipOnnxNames.InputIds);
         var result = empty(tx.shape[0], EmbedDim, dtype: ScalarType.Float32);
-        RunSplit(tx, result, ClipOnnxNames.InputIds, ClipOnnxNames.TextFeatures, TensorElementType.Int64);
+        RunSplit(tx, TensorElementType.Int64, ClipOnnxNames.InputIds, result, ClipOnnxNames.TextFeatures);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -246,36 +235,24 @@ public sealed class OnnxClipSession : IDisposable
 
     // ---------------------------------------------------------------- batch splitting
 
-    /// <summary>Runs a one-input, one-output encoder over contiguous CPU tensors, split as <see cref="OnnxClipSessionOptions.ConcurrentRuns"/> says.</summary>
-    unsafe void RunSplit(Tensor input, Tensor output, string inputName, string outputName, TensorElementType inputType)
+    /// <summary>Runs a one-input, one-output encoder over contiguous CPU tensors (the input [batch, …], the output [batch, E]).</summary>
+    unsafe void RunSplit(Tensor input, TensorElementType inputType, string inputName, Tensor output, string outputName)
     {
-        long batch = input.shape[0];
-        long inRow = batch == 0 ? 0 : input.NumberOfElements / batch * input.ElementSize;
-        long outRow = output.shape[1] * output.ElementSize;
-        var inShape = input.shape;
         fixed (byte* src = input.bytes)
         fixed (byte* dst = output.bytes)
-        {
-            nint s = (nint)src, d = (nint)dst;
-            RunSplit((int)batch, inputName, outputName, inputType,
-                (start, count) =>
-                {
-                    var shape = (long[])inShape.Clone();
-                    shape[0] = count;
-                    return (s + (nint)(start * inRow), count * inRow, shape);
-                },
-                (start, count) => (d + (nint)(start * outRow), count * outRow));
-        }
+            RunSplit((int)input.shape[0], (nint)src, input.shape, (int)input.ElementSize, inputType, inputName, (nint)dst, outputName);
     }
 
     /// <summary>
-    /// Splits [0, batch) into up to <see cref="_concurrentRuns"/> contiguous parts and runs them concurrently (the session is
-    /// thread-safe); <paramref name="inputPart"/> and <paramref name="outputPart"/> give each part's memory, which must stay
-    /// pinned for the call.
+    /// Runs the encoder on [0, batch) — the input at <paramref name="input"/> with shape <paramref name="inputShape"/>, the
+    /// float output [batch, E] at <paramref name="output"/>, both pinned by the caller — split into up to
+    /// <see cref="OnnxClipSessionOptions.ConcurrentRuns"/> contiguous parts run at the same time (the session is thread-safe).
     /// </summary>
-    void RunSplit(int batch, string inputName, string outputName, TensorElementType inputType,
-        Func<long, long, (nint Address, long Bytes, long[] Shape)> inputPart, Func<long, long, (nint Address, long Bytes)> outputPart)
+    void RunSplit(int batch, nint input, long[] inputShape, int elementSize, TensorElementType inputType, string inputName, nint output, string outputName)
     {
+        long inRowBytes = elementSize;
+        for (int d = 1; d < inputShape.Length; d++) inRowBytes *= inputShape[d];
+        long outRowBytes = (long)EmbedDim * sizeof(float);
         int parts = Math.Max(1, Math.Min(_concurrentRuns, batch));
         if (parts == 1)
         {
@@ -291,10 +268,10 @@ public sealed class OnnxClipSession : IDisposable
 
         void RunPart(long start, long count, RunOptions run)
         {
-            var (inAddress, inBytes, inShape) = inputPart(start, count);
-            var (outAddress, outBytes) = outputPart(start, count);
-            using var i = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, inputType, inShape, inAddress, inBytes);
-            using var o = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, TensorElementType.Float, [count, EmbedDim], outAddress, outBytes);
+            var shape = (long[])inputShape.Clone();
+            shape[0] = count;
+            using var i = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, inputType, shape, input + (nint)(start * inRowBytes), count * inRowBytes);
+            using var o = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, TensorElementType.Float, [count, EmbedDim], output + (nint)(start * outRowBytes), count * outRowBytes);
             _session.Run(run, [inputName], [i], [outputName], [o]);
         }
     }

@@ -19,7 +19,7 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         if (Environment.GetEnvironmentVariable("CLIPGEN_REQUIRE_TURBOJPEG") == "1")
             Assert.True(TurboJpeg.IsAvailable, "CLIPGEN_REQUIRE_TURBOJPEG=1 but libturbojpeg.so.0 could not be loaded (apt-get install libturbojpeg0)");
         else
-            Assert.Equal(TurboJpeg.IsAvailable, TurboJpeg.TryDecode(Encode(8, 8, SKColorType.Rgba8888, 90, SKJpegEncoderDownsample.Downsample420), "x.jpg", long.MaxValue, (_, _, _, _) => { }) is { } d && Dispose(d));
+            Assert.Equal(TurboJpeg.IsAvailable, TurboJpeg.TryDecode(Encode(8, 8, SKColorType.Rgba8888, 90, SKJpegEncoderDownsample.Downsample420), "x.jpg", long.MaxValue) is { } d && Dispose(d));
     }
 
     static bool Dispose(DecodedImage d)
@@ -51,7 +51,7 @@ public sealed class JpegDecoderTests(ITestOutputHelper output)
         };
         var jpeg = Encode(width, height, kind == "grey" ? SKColorType.Gray8 : SKColorType.Rgba8888, quality, downsample);
         // Where libturbojpeg is installed, the fast path must really take these files (not fall back to Skia).
-        using (var fast = TurboJpeg.TryDecode(jpeg, "a.jpg", long.MaxValue, (_, _, _, _) => { }))
+        using (var fast = TurboJpeg.TryDecode(jpeg, "a.jpg", long.MaxValue))
             Assert.Equal(TurboJpeg.IsAvailable, fast is not null);
         using var skia = ImageDecoder.Decode(jpeg, "a.jpg", long.MaxValue, JpegDecoder.Skia);
         using var auto = ImageDecoder.Decode(jpeg, "a.jpg", long.MaxValue, JpegDecoder.Auto);
