@@ -97,8 +97,24 @@ namespace ClipGen.Specs
     /// <summary>Tokenizer selection.</summary>
     public sealed record TokenizerSpec
     {
-        /// <summary><c>clip_bpe</c> (OpenAI's byte-level BPE, needs the vocabulary file) or <c>bytes</c> (UTF-8 bytes, no file).</summary>
+        /// <summary>
+        /// <c>clip_bpe</c> (OpenAI's byte-level BPE, needs the vocabulary file), <c>bytes</c> (UTF-8 bytes, no file),
+        /// <c>sentencepiece</c> (a SentencePiece model file, SigLIP's) or <c>wordpiece</c> (a BERT <c>vocab.txt</c>, CLIPA's).
+        /// </summary>
         public string Kind { get; init; } = "";
+        /// <summary>
+        /// The vocabulary file's name (e.g. <c>spiece.model</c>, <c>vocab.txt</c>): the file downloaded beside the weights, or
+        /// looked for next to them. Empty for <c>bytes</c>; empty for <c>clip_bpe</c> means OpenAI's file name (<see cref="SpecDefaults.ClipBpeFile"/>).
+        /// </summary>
+        public string File { get; init; } = "";
+        /// <summary>
+        /// open_clip's text cleaning before encoding (<c>tokenizer_kwargs.clean</c>): <c>canonicalize</c>, <c>lower</c> or
+        /// <c>whitespace</c>. Only for <c>sentencepiece</c> and <c>wordpiece</c> (default <c>whitespace</c>, as open_clip's
+        /// HFTokenizer); <c>clip_bpe</c> always cleans as OpenAI does, and the spec leaves it empty.
+        /// </summary>
+        public string Clean { get; init; } = "";
+        /// <summary>WordPiece only: replace the separator token ([SEP]) by 0 after encoding, as open_clip's <c>strip_sep_token</c>.</summary>
+        public bool StripSepToken { get; init; }
     }
 
     /// <summary>Image preprocessing, as open_clip's <c>preprocess_cfg</c>.</summary>

@@ -19,6 +19,10 @@ namespace ClipGen.Specs
         public const LossKind Loss = LossKind.Clip;
         /// <summary>init_logit_bias: -10, SigLIP's initial bias (used only with loss: siglip).</summary>
         public const double InitLogitBias = -10.0;
+        /// <summary>tokenizer.clean of the sentencepiece and wordpiece kinds: whitespace (open_clip's HFTokenizer default).</summary>
+        public const string TokenizerClean = "whitespace";
+        /// <summary>tokenizer.file of clip_bpe: OpenAI's merges file.</summary>
+        public const string ClipBpeFile = "bpe_simple_vocab_16e6.txt.gz";
         /// <summary>preprocess.fill_color: 0.</summary>
         public const int FillColor = 0;
 

@@ -31,7 +31,7 @@ namespace ClipGen.Specs
         static readonly string[] TopKeys = { "name", "aliases", "extends", "class_name", "embed_dim", "activation", "init_logit_scale", "init_logit_bias", "loss", "vision", "text", "tokenizer", "preprocess", "pretrained" };
         static readonly string[] VisionKeys = { "image_size", "patch_size", "width", "layers", "head_width", "mlp_ratio" };
         static readonly string[] TextKeys = { "context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "pooling", "eos_id", "pad_id" };
-        static readonly string[] TokenizerKeys = { "kind" };
+        static readonly string[] TokenizerKeys = { "kind", "file", "clean", "strip_sep_token" };
         static readonly string[] PreprocessKeys = { "image_size", "mean", "std", "interpolation", "resize_mode", "fill_color" };
         static readonly string[] PretrainedKeys = { "url", "repo", "file", "revision", "sha256", "format" };
         static readonly string[] NotInherited = { "name", "aliases", "extends", "class_name", "pretrained" };
@@ -40,7 +40,9 @@ namespace ClipGen.Specs
         /// <summary>The Hugging Face Hub a <c>repo</c>/<c>file</c> entry downloads from.</summary>
         public const string HubEndpoint = "https://huggingface.co";
         /// <summary>Tokenizer kinds the runtime implements.</summary>
-        public static readonly string[] TokenizerKinds = { "clip_bpe", "bytes" };
+        public static readonly string[] TokenizerKinds = { "clip_bpe", "bytes", "sentencepiece", "wordpiece" };
+        /// <summary>open_clip's text cleaning functions (<c>tokenizer.clean</c>), for the <c>sentencepiece</c> and <c>wordpiece</c> kinds.</summary>
+        public static readonly string[] TokenizerCleans = { "canonicalize", "lower", "whitespace" };
 
         /// <summary>Resolves every document. <paramref name="library"/> holds extra specs that may be extended but are not returned (the built-ins, at run time).</summary>
         public static SpecResolution Resolve(IEnumerable<SpecDocument> documents, IEnumerable<SpecDocument>? library = null)
@@ -282,6 +284,15 @@ namespace ClipGen.Specs
                 return v;
             }
 
+            public bool Bool(SpecMapping m, string key, string where, bool fallback)
+            {
+                var s = Scalar(m, key, where, false);
+                if (s == null) return fallback;
+                if (!s.Quoted && (s.Value == "true" || s.Value == "false")) return s.Value == "true";
+                Error(SpecDiagnosticIds.WrongType, "'" + key + "' must be true or false, not '" + s.Value + "'", s.Location);
+                return fallback;
+            }
+
             public string Word(SpecMapping m, string key, string where, string[] allowed, string? fallback)
             {
                 var s = Scalar(m, key, where, fallback == null);
@@ -444,7 +455,28 @@ namespace ClipGen.Specs
             if (tkm != null)
             {
                 r.CheckKeys(tkm, TokenizerKeys, "'tokenizer'");
-                tokenizer = new TokenizerSpec { Kind = r.Word(tkm, "kind", where + " tokenizer", TokenizerKinds, null) };
+                var tkw = where + " tokenizer";
+                var kind = r.Word(tkm, "kind", tkw, TokenizerKinds, null);
+                var hf = kind == "sentencepiece" || kind == "wordpiece";
+                var fileNode = r.Scalar(tkm, "file", tkw, false);
+                var file = fileNode?.Value ?? "";
+                if (fileNode != null && (kind == "bytes" || fileNode.Value.Length == 0 || fileNode.Value.IndexOfAny(new[] { '/', '\\' }) >= 0))
+                    r.Error(SpecDiagnosticIds.InvalidValue, kind == "bytes"
+                        ? "the 'bytes' tokenizer reads no file: remove 'file'"
+                        : "tokenizer 'file' is a file name (looked for beside the weights), not '" + fileNode.Value + "'", fileNode.Location);
+                if (hf && fileNode == null)
+                    r.Error(SpecDiagnosticIds.MissingField, "missing required field 'file' in " + tkw + ": the " + kind + " tokenizer needs its vocabulary file's name (e.g. " + (kind == "wordpiece" ? "vocab.txt" : "spiece.model") + ")", tkm.Location);
+                var clean = "";
+                if (tkm.Find("clean") is SpecEntry ce)
+                {
+                    if (hf) clean = r.Word(tkm, "clean", tkw, TokenizerCleans, null);
+                    else r.Error(SpecDiagnosticIds.InvalidValue, "'clean' applies to the sentencepiece and wordpiece tokenizers; " + kind + " always cleans as " + (kind == "clip_bpe" ? "OpenAI does" : "it is written") + ": remove it", ce.KeyLocation);
+                }
+                else if (hf) clean = SpecDefaults.TokenizerClean;
+                var strip = r.Bool(tkm, "strip_sep_token", tkw, false);
+                if (strip && kind != "wordpiece")
+                    r.Error(SpecDiagnosticIds.InvalidValue, "'strip_sep_token' applies only to the wordpiece tokenizer", tkm.Find("strip_sep_token")!.KeyLocation);
+                tokenizer = new TokenizerSpec { Kind = kind, File = file, Clean = clean, StripSepToken = strip };
             }
 
             // preprocess

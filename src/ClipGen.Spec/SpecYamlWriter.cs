@@ -46,6 +46,9 @@ namespace ClipGen.Specs
             if (s.Text.EosId != SpecDefaults.EosId) b.Append("  eos_id: ").Append(s.Text.EosId).Append('\n');
             b.Append("  pad_id: ").Append(s.Text.PadId).Append('\n');
             b.Append("tokenizer:\n  kind: ").Append(s.Tokenizer.Kind).Append('\n');
+            if (s.Tokenizer.File.Length > 0) b.Append("  file: ").Append(Q(s.Tokenizer.File)).Append('\n');
+            if (s.Tokenizer.Clean.Length > 0) b.Append("  clean: ").Append(s.Tokenizer.Clean).Append('\n');
+            if (s.Tokenizer.StripSepToken) b.Append("  strip_sep_token: true\n");
             b.Append("preprocess:\n");
             b.Append("  image_size: ").Append(s.Preprocess.ImageSize).Append('\n');
             b.Append("  mean: [").Append(string.Join(", ", s.Preprocess.Mean.Select(N))).Append("]\n");
