@@ -25,40 +25,21 @@ namespace ClipGen.Generators
 
         static string EmitOnnx(ModelToEmit m, string ns)
         {
-            var s = m.Spec;
-            var c = s.ClassName;
+            var c = m.Spec.ClassName;
             const string O = "global::ClipGen.Onnx.";
-            var act = O + "Activation." + (s.Activation == ActivationKind.Gelu ? "Gelu" : "QuickGelu");
             var w = new SourceWriter();
             w.Line(Header.TrimEnd('\n')).Line();
             using (w.Block("namespace " + ns))
             {
                 using (w.Block("partial class " + c))
                 {
-                    w.Line("/// <summary>The ONNX emitters' hyper-parameters of this spec (equal to <c>ClipHyper.FromSpec(ModelSpec)</c>).</summary>");
-                    w.Line("public static " + O + "ClipHyper OnnxHyper { get; } = new " + O + "ClipHyper(");
-                    w.Line("    EmbedDim: " + Int(s.EmbedDim) + ",");
-                    if (s.Vision.Kind == VisionKind.VisionTransformer)
-                        w.Line("    Vision: new " + O + "VitHyper(ImageSize: " + Int(s.Vision.ImageSize) + ", PatchSize: " + Int(s.Vision.PatchSize) +
-                               ", Width: " + Int(s.Vision.Width) + ", Layers: " + Int(s.Vision.Layers[0]) + ", Heads: " + Int(s.VisionHeads) +
-                               ", OutputDim: " + Int(s.EmbedDim) + ", Activation: " + act + ", MlpRatio: " + Dbl(s.Vision.MlpRatio) + "),");
-                    else
-                        w.Line("    Vision: new " + O + "ResNetHyper(ImageSize: " + Int(s.Vision.ImageSize) + ", Layer1: " + Int(s.Vision.Layers[0]) +
-                               ", Layer2: " + Int(s.Vision.Layers[1]) + ", Layer3: " + Int(s.Vision.Layers[2]) + ", Layer4: " + Int(s.Vision.Layers[3]) +
-                               ", Width: " + Int(s.Vision.Width) + ", Heads: " + Int(s.VisionHeads) + ", OutputDim: " + Int(s.EmbedDim) + "),");
-                    w.Line("    Text: new " + O + "TextHyper(ContextLength: " + Int(s.Text.ContextLength) + ", VocabSize: " + Int(s.Text.VocabSize) +
-                           ", Width: " + Int(s.Text.Width) + ", Layers: " + Int(s.Text.Layers) + ", Heads: " + Int(s.Text.Heads) +
-                           ", OutputDim: " + Int(s.EmbedDim) + ", Activation: " + act + ", MlpRatio: " + Dbl(s.Text.MlpRatio) +
-                           ", Pooling: global::ClipGen.Specs.TextPooling." + (s.Text.Pooling == TextPooling.Eos ? "Eos" : "Argmax") + ", EosId: " + Int(s.Text.EosId) + "),");
-                    w.Line("    LogitBias: " + (s.Loss == LossKind.SigLip ? "true" : "false") + ");");
-                    w.Line();
                     w.Line("/// <summary>Writes <c>image.onnx</c>, <c>text.onnx</c> and/or <c>clip.onnx</c> of this model's current weights; returns their paths.</summary>");
                     w.Line("public global::System.Collections.Generic.IReadOnlyList<string> ExportOnnx(string outputDirectory, " + O + "ClipOnnxKind kind = " + O + "ClipOnnxKind.All, " + O + "OnnxExportOptions? options = null) =>");
-                    w.Line("    " + O + "ClipOnnxExporter.Export(this, OnnxHyper, kind, outputDirectory, options);");
+                    w.Line("    " + O + "ClipOnnxExporter.Export(this, kind, outputDirectory, options);");
                     w.Line();
                     w.Line("/// <summary>This spec's graph (image, text or full) with placeholder weights: the structure only, saved with sparse zero external data.</summary>");
                     w.Line("public static " + O + "OnnxGraphBuilder BuildOnnxGraph(" + O + "ClipOnnxKind kind, " + O + "OnnxExportOptions? options = null) =>");
-                    w.Line("    " + O + "ClipOnnxExporter.BuildPlaceholderGraph(ModelSpec, OnnxHyper, kind, options);");
+                    w.Line("    " + O + "ClipOnnxExporter.BuildPlaceholderGraph(ModelSpec, kind, options);");
                 }
             }
             return w.ToString();
@@ -67,14 +48,15 @@ namespace ClipGen.Generators
         static string EmitModelClass(ModelToEmit m, string ns)
         {
             var s = m.Spec;
+            var f = m.Facts;
             var c = s.ClassName;
             var w = new SourceWriter();
-            w.Line(Header.TrimEnd('\n').Replace("\n", "\n")).Line();
+            w.Line(Header.TrimEnd('\n')).Line();
             using (w.Block("namespace " + ns))
             {
                 w.Line("/// <summary>");
                 w.Line("/// CLIP model <c>" + Xml(s.Name) + "</c>" + (s.Aliases.Count > 0 ? " (aliases: " + string.Join(", ", s.Aliases.Select(a => "<c>" + Xml(a) + "</c>")) + ")" : "") + ", generated from <c>" + Xml(m.SourceFileName) + "</c>.");
-                w.Line("/// " + Describe(s) + ".");
+                w.Line("/// " + Xml(f.Description) + ".");
                 w.Line("/// </summary>");
                 w.Line(GeneratedCode);
                 using (w.Block("public sealed partial class " + c + " : global::ClipGen.Modeling.ClipModule, global::ClipGen.Modeling.IClipModel<" + c + ">"))
@@ -82,43 +64,41 @@ namespace ClipGen.Generators
                     w.Line("/// <summary>The spec's name.</summary>");
                     w.Line("public const string ModelName = " + Str(s.Name) + ";");
                     w.Line("/// <summary>Input resolution (pixels, square).</summary>");
-                    w.Line("public const int ImageSize = " + Int(s.Vision.ImageSize) + ";");
-                    if (s.Vision.Kind == VisionKind.VisionTransformer)
+                    w.Line("public const int ImageSize = " + Int(f.ImageSize) + ";");
+                    if (f.PatchSize > 0)
                     {
                         w.Line("/// <summary>ViT patch size.</summary>");
-                        w.Line("public const int PatchSize = " + Int(s.Vision.PatchSize) + ";");
+                        w.Line("public const int PatchSize = " + Int(f.PatchSize) + ";");
                     }
                     w.Line("/// <summary>Image tower width.</summary>");
-                    w.Line("public const int VisionWidth = " + Int(s.Vision.Width) + ";");
-                    w.Line("/// <summary>Image tower attention heads.</summary>");
-                    w.Line("public const int VisionHeads = " + Int(s.VisionHeads) + ";");
+                    w.Line("public const int VisionWidth = " + Int(f.VisionWidth) + ";");
+                    w.Line("/// <summary>Image tower attention heads" + (f.PatchSize > 0 ? "" : " (of the attention pool)") + ".</summary>");
+                    w.Line("public const int VisionHeads = " + Int(f.VisionHeads) + ";");
                     w.Line("/// <summary>Token context length.</summary>");
-                    w.Line("public const int ContextLength = " + Int(s.Text.ContextLength) + ";");
+                    w.Line("public const int ContextLength = " + Int(f.ContextLength) + ";");
                     w.Line("/// <summary>Token vocabulary size.</summary>");
-                    w.Line("public const int VocabSize = " + Int(s.Text.VocabSize) + ";");
+                    w.Line("public const int VocabSize = " + Int(f.VocabSize) + ";");
                     w.Line("/// <summary>Text tower width.</summary>");
-                    w.Line("public const int TextWidth = " + Int(s.Text.Width) + ";");
+                    w.Line("public const int TextWidth = " + Int(f.TextWidth) + ";");
                     w.Line("/// <summary>Text tower attention heads.</summary>");
-                    w.Line("public const int TextHeads = " + Int(s.Text.Heads) + ";");
+                    w.Line("public const int TextHeads = " + Int(f.TextHeads) + ";");
                     w.Line("/// <summary>Text tower depth.</summary>");
-                    w.Line("public const int TextLayers = " + Int(s.Text.Layers) + ";");
+                    w.Line("public const int TextLayers = " + Int(f.TextLayers) + ";");
                     w.Line("/// <summary>Joint embedding width.</summary>");
-                    w.Line("public const int EmbedDim = " + Int(s.EmbedDim) + ";");
+                    w.Line("public const int EmbedDim = " + Int(f.EmbedDim) + ";");
                     w.Line("/// <summary>Trainable parameters (buffers excluded).</summary>");
-                    w.Line("public const long ParameterCount = " + m.Keys.Where(k => k.Kind == KeyKind.Parameter).Sum(k => k.Elements).ToString(CultureInfo.InvariantCulture) + "L;");
-                    w.Line("/// <summary>The resolved spec as canonical YAML.</summary>");
-                    w.Line("public const string SpecYaml = " + Verbatim(m.SpecYaml) + ";");
-                    w.Line();
-                    w.Line("private static global::ClipGen.Specs.ClipSpec? s_spec;");
+                    w.Line("public const long ParameterCount = " + f.ParameterCount.ToString(CultureInfo.InvariantCulture) + "L;");
                     w.Line();
                     w.Line("/// <summary>The resolved spec.</summary>");
-                    w.Line("public static global::ClipGen.Specs.ClipSpec ModelSpec => s_spec ??= global::ClipGen.Specs.SpecResolver.ResolveSingle(" + Str("<built-in " + s.Name + ">") + ", SpecYaml);");
+                    w.Line("public static global::ClipGen.Specs.ClipSpec ModelSpec { get; } = " + SpecObjectWriter.Write(s, "        ") + ";");
+                    w.Line();
+                    w.Line("private static global::ClipGen.Specs.ClipPlan? s_plan;");
+                    w.Line();
+                    w.Line("/// <summary>The architecture plan of <see cref=\"ModelSpec\"/>: derived numbers, blocks, keys in every layout.</summary>");
+                    w.Line("public static global::ClipGen.Specs.ClipPlan ModelPlan => s_plan ??= global::ClipGen.Specs.ClipPlan.From(ModelSpec);");
                     w.Line();
                     w.Line("/// <summary>Creates the model with freshly initialised weights, on the CPU in float32.</summary>");
-                    w.Line("public " + c + "()");
-                    w.Line("    : base(ModelSpec,");
-                    w.Line("        " + VisualExpression(s) + ",");
-                    w.Line("        new global::ClipGen.Modules.Transformer(width: " + Int(s.Text.Width) + ", layers: " + Int(s.Text.Layers) + ", heads: " + Int(s.Text.Heads) + ", mlpWidth: " + Int(s.TextMlpWidth) + ", activation: " + Act(s) + ", causal: true))");
+                    w.Line("public " + c + "() : base(ModelSpec, ModelPlan)");
                     w.Line("{");
                     w.Line("}");
                     w.Line();
@@ -143,15 +123,10 @@ namespace ClipGen.Generators
             return w.ToString();
         }
 
-        static string VisualExpression(ClipSpec s)
-        {
-            if (s.Vision.Kind == VisionKind.VisionTransformer)
-                return "new global::ClipGen.Modules.VisionTransformer(imageSize: " + Int(s.Vision.ImageSize) + ", patchSize: " + Int(s.Vision.PatchSize) +
-                       ", width: " + Int(s.Vision.Width) + ", layers: " + Int(s.Vision.Layers[0]) + ", heads: " + Int(s.VisionHeads) +
-                       ", mlpWidth: " + Int(s.VisionMlpWidth) + ", outputDim: " + Int(s.EmbedDim) + ", activation: " + Act(s) + ")";
-            return "new global::ClipGen.Modules.ModifiedResNet(layers: new[] { " + string.Join(", ", s.Vision.Layers.Select(Int)) + " }, outputDim: " + Int(s.EmbedDim) +
-                   ", heads: " + Int(s.VisionHeads) + ", imageSize: " + Int(s.Vision.ImageSize) + ", width: " + Int(s.Vision.Width) + ")";
-        }
+        /// <summary>The facts a model's generated class states, from its plan.</summary>
+        public static ModelFacts Facts(ClipSpec s, ClipPlan p) => new ModelFacts(
+            p.Vision.ImageSize, p.Vision is VitPlan v ? v.PatchSize : 0, s.Vision.Width, p.VisionHeads, p.Text.ContextLength, p.Text.VocabSize,
+            p.Text.Width, p.Text.Heads, p.Text.Transformer.Layers, p.EmbedDim, p.ParameterCount, Describe(s, p));
 
         static string EmitKeys(ModelToEmit m, string ns)
         {
@@ -162,10 +137,11 @@ namespace ClipGen.Generators
             {
                 using (w.Block("partial class " + c))
                 {
-                    w.Line("/// <summary>The state_dict key table (key, shape, dtype): " + m.Keys.Count.ToString(CultureInfo.InvariantCulture) + " entries, in PyTorch's order.</summary>");
+                    var keys = m.Keys;
+                    w.Line("/// <summary>The state_dict key table (key, shape, dtype): " + keys.Count.ToString(CultureInfo.InvariantCulture) + " entries, in PyTorch's order.</summary>");
                     w.Line("public static global::System.Collections.Generic.IReadOnlyList<global::ClipGen.Specs.KeyEntry> Keys { get; } = new global::ClipGen.Specs.KeyEntry[]");
                     w.Line("{");
-                    foreach (var k in m.Keys)
+                    foreach (var k in keys)
                     {
                         var fn = k.Kind == KeyKind.Buffer ? (k.DType == "int64" ? "I64Buffer" : "Buffer") : "Param";
                         var shape = k.Shape.Count == 0 ? "" : ", " + string.Join(", ", k.Shape.Select(x => x.ToString(CultureInfo.InvariantCulture)));
@@ -191,7 +167,7 @@ namespace ClipGen.Generators
                     w.Line("public static global::System.Collections.Generic.IReadOnlyList<global::ClipGen.Modeling.ClipModelInfo> All { get; } = new global::ClipGen.Modeling.ClipModelInfo[]");
                     w.Line("{");
                     foreach (var c in classes)
-                        w.Line("    new global::ClipGen.Modeling.ClipModelInfo(" + c + ".ModelSpec, typeof(" + c + "), static () => new " + c + "(), " + c + ".Keys, " + c + ".SpecYaml),");
+                        w.Line("    new global::ClipGen.Modeling.ClipModelInfo(" + c + ".ModelSpec, typeof(" + c + "), static () => new " + c + "(), " + c + ".Keys),");
                     w.Line("};");
                     w.Line();
                     w.Line("#pragma warning disable CA2255 // registering generated models at load is the intended use");
@@ -203,20 +179,27 @@ namespace ClipGen.Generators
             return w.ToString();
         }
 
-        static string Describe(ClipSpec s)
+        static string Describe(ClipSpec s, ClipPlan p)
         {
-            var v = s.Vision.Kind == VisionKind.VisionTransformer
-                ? "ViT image tower (" + s.Vision.ImageSize + "px, patch " + s.Vision.PatchSize + ", width " + s.Vision.Width + ", " + s.Vision.Layers[0] + " layers, " + s.VisionHeads + " heads)"
-                : "ModifiedResNet image tower (" + s.Vision.ImageSize + "px, layers [" + string.Join(",", s.Vision.Layers) + "], width " + s.Vision.Width + ", " + s.VisionHeads + " pool heads)";
+            string v;
+            if (p.Vision is VitPlan vit)
+            {
+                var features = new List<string> { s.Vision.ImageSize + "px", "patch " + vit.PatchSize, "width " + vit.Width, vit.Transformer.Layers + " layers", vit.Heads + " heads" };
+                if (!vit.ClassToken) features.Add("no class token");
+                if (vit.Pool != VisionPooling.ClassToken) features.Add(SpecWords.VisionPooling[vit.Pool] + " pooling");
+                if (s.Vision.LayerScale != null) features.Add("LayerScale");
+                v = "ViT image tower (" + string.Join(", ", features) + ")";
+            }
+            else
+                v = "ModifiedResNet image tower (" + s.Vision.ImageSize + "px, layers [" + string.Join(",", s.Vision.Layers) + "], width " + s.Vision.Width + ", " + p.VisionHeads + " pool heads)";
+            var act = s.Vision.Activation == s.Text.Activation ? SpecWords.Display(s.Text.Activation)
+                : SpecWords.Display(s.Vision.Activation) + " (image), " + SpecWords.Display(s.Text.Activation) + " (text)";
             return v + "; text tower width " + s.Text.Width + ", " + s.Text.Layers + " layers, " + s.Text.Heads + " heads, context " + s.Text.ContextLength +
-                   "; embed " + s.EmbedDim + "; " + (s.Activation == ActivationKind.Gelu ? "GELU" : "QuickGELU");
+                   "; embed " + s.EmbedDim + "; " + act + (s.Loss == LossKind.SigLip ? "; sigmoid loss" : "");
         }
 
-        static string Act(ClipSpec s) => "global::ClipGen.Specs.ActivationKind." + (s.Activation == ActivationKind.Gelu ? "Gelu" : "QuickGelu");
         static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
-        static string Dbl(double v) => v.ToString("R", CultureInfo.InvariantCulture);
         static string Xml(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
         static string Str(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
-        static string Verbatim(string s) => "@\"" + s.Replace("\"", "\"\"") + "\"";
     }
 }

@@ -19,8 +19,11 @@ namespace ClipGen.Generators
                 var resolution = SpecResolver.Resolve(docs);
                 var models = resolution.Specs
                     .OrderBy(s => s.ClassName, StringComparer.Ordinal)
-                    .Select(s => new ModelToEmit(s, KeyTable.Build(s).ToEquatableArray(), SpecYamlWriter.Write(s),
-                        System.IO.Path.GetFileName(resolution.SpecFiles[s.Name])))
+                    .Select(s =>
+                    {
+                        var plan = ClipPlan.From(s);
+                        return new ModelToEmit(s, Emitter.Facts(s, plan), plan.KeyTable.ToEquatableArray(), System.IO.Path.GetFileName(resolution.SpecFiles[s.Name]));
+                    })
                     .ToEquatableArray();
                 return new ResolvedSpecs(models, resolution.Diagnostics.ToEquatableArray());
             }

@@ -15,6 +15,8 @@ namespace ClipGen.Specs
         public const int EosId = 49407;
         /// <summary>text.pad_id: 0, as <c>clip.tokenize</c> pads.</summary>
         public const int PadId = 0;
+        /// <summary>vision.norm_eps and text.norm_eps: 1e-5, PyTorch's LayerNorm default (OpenAI, open_clip; timm's ViTs use 1e-6).</summary>
+        public const double NormEps = 1e-5;
         /// <summary>loss: clip.</summary>
         public const LossKind Loss = LossKind.Clip;
         /// <summary>init_logit_bias: -10, SigLIP's initial bias (used only with loss: siglip).</summary>
@@ -25,6 +27,25 @@ namespace ClipGen.Specs
         public const string ClipBpeFile = "bpe_simple_vocab_16e6.txt.gz";
         /// <summary>preprocess.fill_color: 0.</summary>
         public const int FillColor = 0;
+
+        /// <summary>
+        /// The largest value a spec's size field may take. Far above every published model (ViT-bigG: 48 layers, width 1664;
+        /// SigLIP 2: vocabulary 256,000), low enough that a typo cannot plan a model of millions of layers. The memory a model may
+        /// take is checked separately, when it is built.
+        /// </summary>
+        public static int Maximum(string key)
+        {
+            switch (key)
+            {
+                case "layers": return 1024;
+                case "heads": return 4096;
+                case "patch_size": return 1024;
+                case "image_size": return 16384;
+                case "vocab_size": return 1 << 24;
+                case "fill_color": return 255;
+                default: return 1 << 20; // widths, head_width, embed_dim, context_length, token ids
+            }
+        }
 
         /// <summary>ln(1/0.07), CLIP's initial logit scale.</summary>
         public static readonly double ClipInitLogitScale = Math.Log(1 / 0.07);

@@ -30,7 +30,7 @@ namespace ClipGen.Specs
         public const string InvalidValue = "CLIPGEN005";
         /// <summary>A width is not divisible by its head width or head count.</summary>
         public const string HeadsDoNotDivide = "CLIPGEN006";
-        /// <summary>The image size is not divisible by the patch size (ViT) or by 32 (ResNet).</summary>
+        /// <summary>The image size is smaller than the patch size (ViT) or not divisible by 32 (ResNet).</summary>
         public const string ImageSizeNotDivisible = "CLIPGEN007";
         /// <summary>Vision <c>layers</c> is neither one int (ViT) nor four ints (ResNet).</summary>
         public const string BadVisionLayers = "CLIPGEN008";
@@ -54,7 +54,7 @@ namespace ClipGen.Specs
                 case WrongType: return "Spec field has the wrong type";
                 case InvalidValue: return "Invalid spec value";
                 case HeadsDoNotDivide: return "Width not divisible by the head width";
-                case ImageSizeNotDivisible: return "Image size not divisible";
+                case ImageSizeNotDivisible: return "Image size does not fit the patch or stride";
                 case BadVisionLayers: return "Vision layers must be one int or four ints";
                 case DuplicateName: return "Duplicate spec name or alias";
                 case ExtendsCycle: return "Spec extends cycle";

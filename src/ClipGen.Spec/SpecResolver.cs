@@ -28,12 +28,14 @@ namespace ClipGen.Specs
     /// </summary>
     public static class SpecResolver
     {
-        static readonly string[] TopKeys = { "name", "aliases", "extends", "class_name", "embed_dim", "activation", "init_logit_scale", "init_logit_bias", "loss", "vision", "text", "tokenizer", "preprocess", "pretrained" };
-        static readonly string[] VisionKeys = { "image_size", "patch_size", "width", "layers", "head_width", "mlp_ratio" };
-        static readonly string[] TextKeys = { "context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "pooling", "eos_id", "pad_id" };
+        static readonly string[] TopKeys = { "name", "aliases", "extends", "class_name", "embed_dim", "activation", "init_logit_scale", "init_logit_bias", "loss", "custom_text", "vision", "text", "tokenizer", "preprocess", "pretrained" };
+        static readonly string[] VisionKeys = { "image_size", "patch_size", "width", "layers", "head_width", "mlp_ratio", "activation", "pool", "class_token", "patch_bias", "ln_pre", "final_ln_after_pool", "layer_scale", "norm_eps", "proj", "timm_model_name" };
+        /// <summary>Vision keys that a ModifiedResNet does not take.</summary>
+        static readonly string[] VitOnlyKeys = { "mlp_ratio", "activation", "pool", "class_token", "patch_bias", "ln_pre", "final_ln_after_pool", "layer_scale", "proj", "timm_model_name" };
+        static readonly string[] TextKeys = { "context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "pooling", "eos_id", "pad_id", "activation", "causal_mask", "proj", "proj_bias", "norm_eps", "layer_scale" };
         static readonly string[] TokenizerKeys = { "kind", "file", "clean", "strip_sep_token" };
         static readonly string[] PreprocessKeys = { "image_size", "mean", "std", "interpolation", "resize_mode", "fill_color" };
-        static readonly string[] PretrainedKeys = { "url", "repo", "file", "revision", "sha256", "format" };
+        static readonly string[] PretrainedKeys = { "url", "repo", "file", "revision", "sha256", "format", "tokenizer_file" };
         static readonly string[] NotInherited = { "name", "aliases", "extends", "class_name", "pretrained" };
         /// <summary>The <c>pretrained.&lt;source&gt;.format</c> values: how the downloaded file is laid out.</summary>
         public static readonly string[] PretrainedFormats = { "torchscript", "safetensors", "torch", "hf", "open_clip" };
@@ -259,6 +261,12 @@ namespace ClipGen.Specs
                     Error(SpecDiagnosticIds.InvalidValue, "'" + key + "' must be at least " + min + ", not " + v, s.Location);
                     return 0;
                 }
+                var max = SpecDefaults.Maximum(key);
+                if (v > max)
+                {
+                    Error(SpecDiagnosticIds.InvalidValue, "'" + key + "' must be at most " + max + ", not " + v + " (docs/limits.md says why)", s.Location);
+                    return 0;
+                }
                 return v;
             }
 
@@ -282,6 +290,24 @@ namespace ClipGen.Specs
                     return 0;
                 }
                 return v;
+            }
+
+            public T Enum<T>(SpecMapping m, string key, string where, WordTable<T> words, T? fallback) where T : struct, System.Enum
+            {
+                var s = Scalar(m, key, where, fallback == null);
+                if (s == null) return fallback ?? default;
+                if (words.TryParse(s.Value, out var v)) return v;
+                var near = Nearest(s.Value, words.Words);
+                Error(SpecDiagnosticIds.InvalidValue, "'" + key + "' must be one of " + string.Join(", ", words.Words) + ", not '" + s.Value + "'" + (near != null ? " (did you mean '" + near + "'?)" : ""), s.Location);
+                return fallback ?? default;
+            }
+
+            /// <summary>A number greater than <paramref name="minExclusive"/>, or absent / <c>none</c> (null).</summary>
+            public double? OptionalNumber(SpecMapping m, string key, string where, double minExclusive)
+            {
+                var s = Scalar(m, key, where, false);
+                if (s == null || (!s.Quoted && (s.Value == "none" || s.Value == "null" || s.Value == "~" || s.Value.Length == 0))) return null;
+                return NumberValue(s, key, minExclusive);
             }
 
             public bool Bool(SpecMapping m, string key, string where, bool fallback)
@@ -356,10 +382,11 @@ namespace ClipGen.Specs
             }
 
             var embedDim = r.Int(root, "embed_dim", where, null);
-            var activation = r.Word(root, "activation", where, new[] { "quick_gelu", "gelu" }, null);
+            var activation = r.Enum(root, "activation", where, SpecWords.Activation, null);
             var initLogitScale = r.Number(root, "init_logit_scale", where, null);
-            var loss = r.Word(root, "loss", where, new[] { "clip", "siglip" }, "clip");
+            var loss = r.Enum(root, "loss", where, SpecWords.Loss, SpecDefaults.Loss);
             var initLogitBias = r.Number(root, "init_logit_bias", where, SpecDefaults.InitLogitBias);
+            var customText = r.Bool(root, "custom_text", where, false);
 
             // vision
             var vision = new VisionSpec();
@@ -371,7 +398,6 @@ namespace ClipGen.Specs
                 var imageSize = r.Int(vm, "image_size", vw, null);
                 var width = r.Int(vm, "width", vw, null);
                 var headWidth = r.Int(vm, "head_width", vw, SpecDefaults.VisionHeadWidth);
-                var mlpRatio = r.Number(vm, "mlp_ratio", vw, SpecDefaults.MlpRatio, 0);
                 var layers = new List<int>();
                 var kind = VisionKind.VisionTransformer;
                 var le = vm.Find("layers");
@@ -395,19 +421,48 @@ namespace ClipGen.Specs
                 }
                 else r.Error(SpecDiagnosticIds.BadVisionLayers, "vision 'layers' must be one int (ViT) or a list of four ints (ModifiedResNet), not a mapping", le.Value.Location);
 
+                var vact = r.Enum(vm, "activation", vw, SpecWords.Activation, activation);
+                var normEps = r.Number(vm, "norm_eps", vw, SpecDefaults.NormEps, 0);
                 int patch = 0;
+                double mlpRatio = SpecDefaults.MlpRatio;
+                var pool = VisionPooling.ClassToken;
+                bool classToken = true, patchBias = false, lnPre = true, lnAfterPool = false;
+                double? layerScale = null;
+                var proj = ProjectionKind.Linear;
+                var timm = "";
                 var pe = vm.Find("patch_size");
                 if (kind == VisionKind.VisionTransformer)
                 {
                     patch = r.Int(vm, "patch_size", vw, null);
-                    if (patch > 0 && imageSize > 0 && imageSize % patch != 0)
-                        r.Error(SpecDiagnosticIds.ImageSizeNotDivisible, "vision image_size " + imageSize + " is not divisible by patch_size " + patch + "; pick sizes with image_size % patch_size == 0", (pe?.Value ?? vm).Location);
+                    mlpRatio = r.Number(vm, "mlp_ratio", vw, SpecDefaults.MlpRatio, 0);
+                    classToken = r.Bool(vm, "class_token", vw, true);
+                    pool = r.Enum(vm, "pool", vw, SpecWords.VisionPooling, classToken ? VisionPooling.ClassToken : VisionPooling.Mean);
+                    patchBias = r.Bool(vm, "patch_bias", vw, false);
+                    lnPre = r.Bool(vm, "ln_pre", vw, true);
+                    lnAfterPool = r.Bool(vm, "final_ln_after_pool", vw, false);
+                    layerScale = r.OptionalNumber(vm, "layer_scale", vw, 0);
+                    proj = r.Enum(vm, "proj", vw, SpecWords.Projection, ProjectionKind.Linear);
+                    timm = (r.Scalar(vm, "timm_model_name", vw, false)?.Value ?? "").Trim();
+                    // The patch convolution drops a remainder (grid = image_size / patch_size, rounded down), as open_clip and timm do
+                    // (ViT-SO400M-14-SigLIP-384: 384 / 14 → 27 patches a side); only a patch larger than the image is an error.
+                    if (patch > 0 && imageSize > 0 && patch > imageSize)
+                        r.Error(SpecDiagnosticIds.ImageSizeNotDivisible, "vision patch_size " + patch + " is larger than image_size " + imageSize + ", so the image has no whole patch; pick a patch_size of at most image_size", (pe?.Value ?? vm).Location);
                     if (width > 0 && headWidth > 0 && width % headWidth != 0)
                         r.Error(SpecDiagnosticIds.HeadsDoNotDivide, "vision width " + width + " is not divisible by head_width " + headWidth + "; heads = width / head_width must be whole", (vm.Find("head_width")?.Value ?? vm.Find("width")?.Value ?? vm).Location);
+                    if (pool == VisionPooling.ClassToken && !classToken)
+                        r.Error(SpecDiagnosticIds.InvalidValue, "vision 'pool: class_token' needs a class token: remove 'class_token: false' or pool with 'mean' or 'attention'", (vm.Find("pool")?.Value ?? vm.Find("class_token")!.Value).Location);
+                    if (timm.Length > 0 && patchBias == lnPre)
+                        r.Error(SpecDiagnosticIds.InvalidValue, "timm's ViT has a patch-embedding bias exactly when it has no ln_pre (its pre_norm), so a tower with timm_model_name needs "
+                            + (lnPre ? "'patch_bias: false'" : "'patch_bias: true'") + " here", (vm.Find("patch_bias") ?? vm.Find("ln_pre") ?? vm.Find("timm_model_name")!).KeyLocation);
+                    if (proj == ProjectionKind.None && width > 0 && embedDim > 0 && width != embedDim)
+                        r.Error(SpecDiagnosticIds.InvalidValue, "vision 'proj: none' passes the tower's width " + width + " through as the embedding, so embed_dim must be " + width + ", not " + embedDim, vm.Find("proj")!.Value.Location);
                 }
                 else
                 {
                     if (pe != null) r.Error(SpecDiagnosticIds.InvalidValue, "'patch_size' applies only to a ViT; a ModifiedResNet (four layers) has none: remove it", pe.KeyLocation);
+                    foreach (var vitOnly in VitOnlyKeys)
+                        if (vm.Find(vitOnly) is SpecEntry vo)
+                            r.Error(SpecDiagnosticIds.InvalidValue, "'" + vitOnly + "' applies only to a ViT; a ModifiedResNet (four layers) has none: remove it", vo.KeyLocation);
                     if (imageSize > 0 && imageSize % 32 != 0)
                         r.Error(SpecDiagnosticIds.ImageSizeNotDivisible, "a ModifiedResNet's image_size must be divisible by 32 (its total stride), not " + imageSize, (vm.Find("image_size")?.Value ?? vm).Location);
                     if (width > 0 && headWidth > 0 && (width * 32) % headWidth != 0)
@@ -415,10 +470,13 @@ namespace ClipGen.Specs
                     if (width > 0 && width % 2 != 0)
                         r.Error(SpecDiagnosticIds.InvalidValue, "a ModifiedResNet's width must be even (its stem uses width/2 channels), not " + width, (vm.Find("width")?.Value ?? vm).Location);
                 }
+                if (kind == VisionKind.ModifiedResNet) vact = activation; // a ResNet has no MLP: its activation is the spec's
                 vision = new VisionSpec
                 {
                     Kind = kind, ImageSize = imageSize, PatchSize = patch, Width = width, Layers = layers.ToEquatableArray(),
-                    HeadWidth = headWidth, MlpRatio = mlpRatio,
+                    HeadWidth = headWidth, MlpRatio = mlpRatio, Activation = vact, Pool = pool, ClassToken = classToken,
+                    PatchBias = patchBias, LnPre = lnPre, FinalLnAfterPool = lnAfterPool, LayerScale = layerScale, NormEps = normEps,
+                    Proj = proj, TimmModelName = timm,
                 };
             }
 
@@ -435,17 +493,30 @@ namespace ClipGen.Specs
                 var heads = r.Int(tm, "heads", tw, null);
                 var layers = r.Int(tm, "layers", tw, null);
                 var mlp = r.Number(tm, "mlp_ratio", tw, SpecDefaults.MlpRatio, 0);
-                var pooling = r.Word(tm, "pooling", tw, new[] { "argmax", "eos" }, "argmax");
+                var pooling = r.Enum(tm, "pooling", tw, SpecWords.TextPooling, SpecDefaults.TextPooling);
                 var eos = r.Int(tm, "eos_id", tw, SpecDefaults.EosId, 0);
                 var pad = r.Int(tm, "pad_id", tw, SpecDefaults.PadId, 0);
+                var tact = r.Enum(tm, "activation", tw, SpecWords.Activation, activation);
+                var causal = r.Bool(tm, "causal_mask", tw, true);
+                var proj = r.Enum(tm, "proj", tw, SpecWords.Projection, ProjectionKind.Linear);
+                var projBias = r.Bool(tm, "proj_bias", tw, false);
+                var normEps = r.Number(tm, "norm_eps", tw, SpecDefaults.NormEps, 0);
+                var layerScale = r.OptionalNumber(tm, "layer_scale", tw, 0);
                 if (width > 0 && heads > 0 && width % heads != 0)
                     r.Error(SpecDiagnosticIds.HeadsDoNotDivide, "text width " + width + " is not divisible by heads " + heads, (tm.Find("heads")?.Value ?? tm).Location);
                 if (vocab > 0 && eos >= vocab && tm.Find("eos_id") != null)
                     r.Error(SpecDiagnosticIds.InvalidValue, "text eos_id " + eos + " is outside the vocabulary (vocab_size " + vocab + ")", tm.Find("eos_id")!.Value.Location);
+                if (vocab > 0 && pad >= vocab && tm.Find("pad_id") != null)
+                    r.Error(SpecDiagnosticIds.InvalidValue, "text pad_id " + pad + " is outside the vocabulary (vocab_size " + vocab + ")", tm.Find("pad_id")!.Value.Location);
+                if (proj == ProjectionKind.None && projBias)
+                    r.Error(SpecDiagnosticIds.InvalidValue, "text 'proj_bias: true' needs a projection: remove it or set 'proj: linear'", tm.Find("proj_bias")!.KeyLocation);
+                if (proj == ProjectionKind.None && width > 0 && embedDim > 0 && width != embedDim)
+                    r.Error(SpecDiagnosticIds.InvalidValue, "text 'proj: none' passes the tower's width " + width + " through as the embedding, so embed_dim must be " + width + ", not " + embedDim, tm.Find("proj")!.Value.Location);
                 text = new TextSpec
                 {
                     ContextLength = ctx, VocabSize = vocab, Width = width, Heads = heads, Layers = layers, MlpRatio = mlp,
-                    Pooling = pooling == "eos" ? TextPooling.Eos : TextPooling.Argmax, EosId = eos, PadId = pad,
+                    Pooling = pooling, EosId = eos, PadId = pad, Activation = tact, CausalMask = causal, Proj = proj, ProjBias = projBias,
+                    NormEps = normEps, LayerScale = layerScale,
                 };
             }
 
@@ -491,8 +562,8 @@ namespace ClipGen.Specs
                     ImageSize = r.Int(pm, "image_size", pw, vision.ImageSize > 0 ? vision.ImageSize : 1),
                     Mean = r.Numbers(pm, "mean", pw, 3, null).ToEquatableArray(),
                     Std = r.Numbers(pm, "std", pw, 3, 0).ToEquatableArray(),
-                    Interpolation = r.Word(pm, "interpolation", pw, new[] { "bicubic", "bilinear" }, null) == "bilinear" ? InterpolationKind.Bilinear : InterpolationKind.Bicubic,
-                    ResizeMode = ParseResize(r.Word(pm, "resize_mode", pw, new[] { "shortest", "longest", "squash" }, null)),
+                    Interpolation = r.Enum<InterpolationKind>(pm, "interpolation", pw, SpecWords.Interpolation, null),
+                    ResizeMode = r.Enum<ResizeModeKind>(pm, "resize_mode", pw, SpecWords.ResizeMode, null),
                     FillColor = r.Int(pm, "fill_color", pw, SpecDefaults.FillColor, 0),
                 };
                 if (pre.FillColor > 255 && pm.Find("fill_color") is SpecEntry fe)
@@ -521,9 +592,8 @@ namespace ClipGen.Specs
             return new ClipSpec
             {
                 Name = name, Aliases = aliases.ToEquatableArray(), Extends = extends, ClassName = className,
-                EmbedDim = embedDim, Activation = activation == "gelu" ? ActivationKind.Gelu : ActivationKind.QuickGelu,
-                InitLogitScale = initLogitScale, InitLogitBias = initLogitBias,
-                Loss = loss == "siglip" ? LossKind.SigLip : LossKind.Clip,
+                EmbedDim = embedDim, InitLogitScale = initLogitScale, InitLogitBias = initLogitBias,
+                Loss = loss, CustomText = customText,
                 Vision = vision, Text = text, Tokenizer = tokenizer, Preprocess = pre, Pretrained = pretrained.ToEquatableArray(),
             };
         }
@@ -541,6 +611,11 @@ namespace ClipGen.Specs
             var revisionNode = r.Scalar(sm, "revision", where, false);
             var sha = r.Scalar(sm, "sha256", where, false);
             var format = r.Word(sm, "format", where, PretrainedFormats, "safetensors");
+            var tokenizerFile = r.Scalar(sm, "tokenizer_file", where, false);
+            if (tokenizerFile != null && (repoNode == null || !IsHubPath(tokenizerFile.Value)))
+                r.Error(SpecDiagnosticIds.InvalidValue, repoNode == null
+                    ? where + ": 'tokenizer_file' names a file in the Hugging Face Hub repository ('repo'), so it needs 'repo'"
+                    : where + " tokenizer_file must be a relative path in the repository, not '" + tokenizerFile.Value + "'", tokenizerFile.Location);
             if (sha != null && !(sha.Value.Length == 64 && sha.Value.All(Uri.IsHexDigit)))
                 r.Error(SpecDiagnosticIds.InvalidValue, where + " sha256 must be 64 hex digits", sha.Location);
 
@@ -584,7 +659,7 @@ namespace ClipGen.Specs
             return new PretrainedSpec
             {
                 Source = source, Url = url, Repo = repo, File = file, Revision = revision,
-                Sha256 = (sha?.Value ?? "").ToLowerInvariant(), Format = format,
+                Sha256 = (sha?.Value ?? "").ToLowerInvariant(), Format = format, TokenizerFile = tokenizerFile?.Value ?? "",
             };
         }
 
@@ -597,8 +672,6 @@ namespace ClipGen.Specs
 
         static bool IsHubPath(string s) =>
             s.Length > 0 && !s.StartsWith("/", StringComparison.Ordinal) && s.Split('/').All(IsHubName);
-
-        static ResizeModeKind ParseResize(string s) => s == "longest" ? ResizeModeKind.Longest : s == "squash" ? ResizeModeKind.Squash : ResizeModeKind.Shortest;
 
         /// <summary>The default C# class name of a spec: every character that is not a letter or digit becomes '_'.</summary>
         public static string DefaultClassName(string name)

@@ -115,7 +115,7 @@ public class DiagnosticsTests
     {
         var yaml = TinySpecs.Vit.ReplaceLine("activation: gelu", "activation: relu");
         var d = AssertDiagnostics(Diagnose((A, yaml)), ("CLIPGEN005", A, 4, 13))[0];
-        Assert.Contains("must be one of quick_gelu, gelu, not 'relu'", d.GetMessage());
+        Assert.Contains("must be one of quick_gelu, gelu, gelu_tanh, not 'relu'", d.GetMessage());
         Assert.Contains("did you mean 'gelu'?", d.GetMessage());
     }
 
@@ -169,11 +169,19 @@ public class DiagnosticsTests
     }
 
     [Fact]
-    public void CLIPGEN007_image_size_not_divisible_by_patch()
+    public void CLIPGEN007_patch_larger_than_the_image()
     {
-        var yaml = TinySpecs.Vit.ReplaceLine("  patch_size: 8", "  patch_size: 7");
+        var yaml = TinySpecs.Vit.ReplaceLine("  patch_size: 8", "  patch_size: 64");
         var d = AssertDiagnostics(Diagnose((A, yaml)), ("CLIPGEN007", A, 8, 15))[0];
-        Assert.Contains("image_size % patch_size == 0", d.GetMessage());
+        Assert.Contains("patch_size 64 is larger than image_size 32", d.GetMessage());
+    }
+
+    [Fact]
+    public void A_patch_that_does_not_divide_the_image_drops_the_remainder_like_open_clip()
+    {
+        // ViT-SO400M-14-SigLIP-384: 384 / 14 gives 27 whole patches a side; the last 6 pixels are never seen.
+        var yaml = TinySpecs.Vit.ReplaceLine("  patch_size: 8", "  patch_size: 7");
+        Assert.Empty(Diagnose((A, yaml)));
     }
 
     [Fact]

@@ -110,7 +110,7 @@ public class IncrementalTests
         Assert.Contains(("TinyB", IncrementalStepRunReason.Modified), models);
         // The registry lists the same classes: not re-emitted.
         Assert.All(Reasons(result, Steps.Registry), r => Assert.True(IsReused(r), "Registry: " + r));
-        Assert.Contains("layers: 2", run.Results[0].GeneratedSources.Single(s => s.HintName == "TinyB.Model.g.cs").SourceText.ToString());
+        Assert.Contains("public const int TextLayers = 2;", run.Results[0].GeneratedSources.Single(s => s.HintName == "TinyB.Model.g.cs").SourceText.ToString());
     }
 
     [Fact]

@@ -62,6 +62,7 @@ public class PipelineModelTests
         foreach (var t in Reachable().Keys)
         {
             if (t.IsPrimitive || t.IsEnum || t == typeof(string) || t.IsArray) continue;
+            if (Nullable.GetUnderlyingType(t) is { } inner && typeof(IEquatable<>).MakeGenericType(inner).IsAssignableFrom(inner)) continue; // Nullable<T> compares with T's equality
             var equatable = typeof(IEquatable<>).MakeGenericType(t);
             Assert.True(equatable.IsAssignableFrom(t), t.FullName + " does not implement IEquatable<itself>, so an equal value would not be cached");
         }

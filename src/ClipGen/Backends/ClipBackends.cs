@@ -225,7 +225,6 @@ public sealed class OnnxClipBackend : IClipBackend
     {
         options ??= new ClipBackendOptions();
         var spec = model.Spec;
-        var hyper = ClipHyper.FromSpec(spec);
         float scale;
         float? bias;
         using (no_grad())
@@ -242,7 +241,7 @@ public sealed class OnnxClipBackend : IClipBackend
                 OnnxGraphBuilder b;
                 using (no_grad())
                 using (var weights = new ClipOnnxExporter.StateDictWeights(model))
-                    b = ClipOnnxExporter.Build(spec, hyper, kind, weights.Get, options.Export);
+                    b = ClipOnnxExporter.Build(spec, model.Plan, kind, weights.Get, options.Export);
                 if (dir is null && b.WeightBytes < (1L << 31) - (256L << 20))
                 {
                     sessions.Add(new OnnxClipSession(b.ToBytes(), options.Session));

@@ -33,6 +33,14 @@ public static class CheckpointConverter
         _ => throw new ClipGenException($"unknown conversion target '{text}' (expected openai, open_clip or hf)"),
     };
 
+    /// <summary>The weight layout a target writes.</summary>
+    public static WeightLayout Layout(ConversionTarget target) => target switch
+    {
+        ConversionTarget.OpenClip => WeightLayout.OpenClip,
+        ConversionTarget.HuggingFace => WeightLayout.HuggingFace,
+        _ => WeightLayout.OpenAI,
+    };
+
     /// <summary>
     /// Converts <paramref name="weightsPath"/> (any supported file or folder) of <paramref name="spec"/> to <paramref name="target"/>
     /// under <paramref name="output"/>, a folder (for OpenAI also a <c>.safetensors</c> file path). Returns the files written.
@@ -40,32 +48,40 @@ public static class CheckpointConverter
     /// <exception cref="ClipGenException">The input does not fit the spec, its activation differs, or the target cannot hold the spec (ResNet to hf).</exception>
     public static IReadOnlyList<string> Convert(ClipSpec spec, string weightsPath, ConversionTarget target, string output, Action<string>? notes = null)
     {
+        var plan = ClipPlan.From(spec);
+        var layout = Layout(target);
+        // Check what the target can hold before reading anything.
+        var mapping = KeyMapping.For(plan, layout).ToDictionary(m => m.Target.Key, StringComparer.Ordinal);
+        if (target == ConversionTarget.OpenClip) OpenClipConfig(spec);
+        if (target == ConversionTarget.HuggingFace) HfConfig(spec);
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
-        var bound = CheckpointLoader.Bind(checkpoint, spec);
+        var bound = CheckpointLoader.Bind(checkpoint, spec, plan);
         CheckpointLoader.CheckActivation(spec, checkpoint, notes);
-        var naming = target == ConversionTarget.HuggingFace ? CheckpointNaming.HuggingFace : CheckpointNaming.OpenAI;
-        var mapping = KeyMapping.For(spec, naming).ToDictionary(m => m.Target.Key, StringComparer.Ordinal);
 
         var items = new List<SafeTensorsWriter.Item>();
         foreach (var key in bound)
         {
             var map = mapping[key.Target.Key];
+            long row = 0;
             for (int i = 0; i < map.Sources.Count; i++)
             {
-                int part = i;
                 var k = key;
-                items.Add(new SafeTensorsWriter.Item(map.Sources[i], key.DType, map.SourceShapes[i], () => Produce(k, map.Transform, part)));
+                var shape = map.SourceShapes[i];
+                var start = row;
+                row += map.Transform == KeyTransform.Concat ? shape[0] : 0;
+                items.Add(new SafeTensorsWriter.Item(map.Sources[i], key.DType, shape, () => Produce(k, map.Transform, shape, start)));
             }
         }
 
         var written = new List<string>();
-        var activation = spec.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu";
         switch (target)
         {
             case ConversionTarget.OpenAI:
             {
                 string file = output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? output : Path.Combine(output, "model.safetensors");
-                var meta = new Dictionary<string, string> { ["format"] = "pt", ["activation"] = activation, ["spec"] = spec.Name };
+                var meta = new Dictionary<string, string> { ["format"] = "pt", ["activation"] = SpecWords.Activation[spec.Activation], ["spec"] = spec.Name };
+                if (spec.Vision.Activation != spec.Activation) meta["activation.vision"] = SpecWords.Activation[spec.Vision.Activation];
+                if (spec.Text.Activation != spec.Activation) meta["activation.text"] = SpecWords.Activation[spec.Text.Activation];
                 SafeTensorsWriter.Write(file, items, meta);
                 written.Add(file);
                 var yaml = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, spec.Name + ".yaml");
@@ -93,14 +109,16 @@ public static class CheckpointConverter
         return written;
     }
 
-    static Tensor Produce(BoundKey key, KeyTransform transform, int part)
+    /// <summary>One stored tensor of a key in the target layout: the key itself, transposed, reshaped, or one part of a split.</summary>
+    static Tensor Produce(BoundKey key, KeyTransform transform, long[] shape, long row)
     {
-        using var openai = key.Read();
+        using var own = key.Read();
         return transform switch
         {
-            KeyTransform.Same => openai.alias(),
-            KeyTransform.Transpose => openai.t().contiguous(),
-            KeyTransform.SplitQkv => openai.narrow(0, part * (openai.shape[0] / 3), openai.shape[0] / 3).clone(),
+            KeyTransform.Same => own.alias(),
+            KeyTransform.Transpose => own.t().contiguous(),
+            KeyTransform.Reshape => own.reshape(shape).contiguous(),
+            KeyTransform.Concat => own.narrow(0, row, shape[0]).clone(),
             _ => throw new InvalidOperationException(transform.ToString()),
         };
     }
@@ -147,58 +165,122 @@ public static class CheckpointConverter
         File.Move(tmp, full, overwrite: true);
     }
 
-    /// <summary>open_clip's <c>open_clip_config.json</c> for a spec: <c>model_cfg</c> (with <c>quick_gelu</c>) and <c>preprocess_cfg</c>.</summary>
+    /// <summary>
+    /// open_clip's <c>open_clip_config.json</c> for a spec: <c>model_cfg</c> (open_clip's own towers, or a timm tower named with its
+    /// <c>timm_model_kwargs</c>; <c>quick_gelu</c>, <c>act_kwargs</c>, <c>norm_kwargs</c> for what the weights do not record) and
+    /// <c>preprocess_cfg</c>.
+    /// </summary>
+    /// <exception cref="ClipGenException">open_clip's config cannot express the spec.</exception>
     public static JsonObject OpenClipConfig(ClipSpec spec)
     {
+        var plan = ClipPlan.From(spec);
+        if (!plan.Supports(WeightLayout.OpenClip, out var why)) throw new ClipGenException(why);
         var v = spec.Vision;
-        var vision = new JsonObject { ["image_size"] = v.ImageSize };
-        if (v.Kind == VisionKind.VisionTransformer)
+        var t = spec.Text;
+        bool visionQuick = v.Kind == VisionKind.VisionTransformer && v.TimmModelName.Length == 0 && v.Activation == ActivationKind.QuickGelu;
+        bool textQuick = t.Activation == ActivationKind.QuickGelu;
+        if (visionQuick != textQuick && v.Kind == VisionKind.VisionTransformer && v.TimmModelName.Length == 0)
+            throw new ClipGenException($"open_clip's quick_gelu applies to both of its towers, so it cannot hold spec '{spec.Name}' with {SpecWords.Display(v.Activation)} (image) and {SpecWords.Display(t.Activation)} (text)");
+        bool quick = textQuick;
+
+        JsonObject? Kwargs(ActivationKind act, double eps, JsonObject cfg)
         {
-            vision["layers"] = v.Layers[0];
-            vision["width"] = v.Width;
-            vision["head_width"] = v.HeadWidth;
-            vision["mlp_ratio"] = v.MlpRatio;
-            vision["patch_size"] = v.PatchSize;
+            if (act == ActivationKind.QuickGelu && !quick) throw new ClipGenException($"open_clip cannot hold spec '{spec.Name}': QuickGELU in one tower needs quick_gelu for both");
+            if (act == ActivationKind.GeluTanh) cfg["act_kwargs"] = new JsonObject { ["approximate"] = "tanh" };
+            if (eps != SpecDefaults.NormEps) cfg["norm_kwargs"] = new JsonObject { ["eps"] = eps };
+            return cfg;
+        }
+
+        JsonObject vision;
+        if (v.Kind == VisionKind.ModifiedResNet)
+            vision = new JsonObject { ["image_size"] = v.ImageSize, ["layers"] = new JsonArray(v.Layers.Select(l => (JsonNode)l).ToArray()), ["width"] = v.Width, ["head_width"] = v.HeadWidth };
+        else if (v.TimmModelName.Length > 0)
+        {
+            var kwargs = new JsonObject
+            {
+                ["embed_dim"] = v.Width, ["depth"] = v.Layers[0], ["num_heads"] = v.Width / v.HeadWidth, ["patch_size"] = v.PatchSize,
+                ["img_size"] = v.ImageSize, ["mlp_ratio"] = v.MlpRatio, ["class_token"] = v.ClassToken, ["pre_norm"] = v.LnPre,
+                ["fc_norm"] = v.FinalLnAfterPool, ["act_layer"] = v.Activation == ActivationKind.GeluTanh ? "gelu_tanh" : v.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu",
+            };
+            if (v.LayerScale is double ls) kwargs["init_values"] = ls;
+            if (v.NormEps != TimmVit.NormEps) throw new ClipGenException($"open_clip cannot hold spec '{spec.Name}': a timm tower's LayerNorm eps is {TimmVit.NormEps}, not {v.NormEps}");
+            vision = new JsonObject
+            {
+                ["image_size"] = v.ImageSize, ["timm_model_name"] = v.TimmModelName, ["timm_model_pretrained"] = false,
+                ["timm_pool"] = v.Pool switch { VisionPooling.Attention => "map", VisionPooling.Mean => "avg", _ => "token" },
+                ["timm_proj"] = v.Proj == ProjectionKind.None ? "none" : "linear", ["timm_model_kwargs"] = kwargs,
+            };
         }
         else
         {
-            vision["layers"] = new JsonArray(v.Layers.Select(l => (JsonNode)l).ToArray());
-            vision["width"] = v.Width;
-            vision["head_width"] = v.HeadWidth;
+            vision = new JsonObject
+            {
+                ["image_size"] = v.ImageSize, ["layers"] = v.Layers[0], ["width"] = v.Width, ["head_width"] = v.HeadWidth,
+                ["mlp_ratio"] = v.MlpRatio, ["patch_size"] = v.PatchSize,
+            };
+            if (v.LayerScale is double ls) vision["ls_init_value"] = ls;
+            if (!v.LnPre) vision["no_ln_pre"] = true;
+            if (v.Pool == VisionPooling.Mean) vision["pool_type"] = "avg";
+            if (v.FinalLnAfterPool) vision["final_ln_after_pool"] = true;
+            if (v.Proj == ProjectionKind.None) throw new ClipGenException($"open_clip's own VisionTransformer always projects, so it cannot hold spec '{spec.Name}' (proj: none); set vision.timm_model_name");
+            Kwargs(v.Activation, v.NormEps, vision);
         }
-        var t = spec.Text;
         var text = new JsonObject
         {
             ["context_length"] = t.ContextLength, ["vocab_size"] = t.VocabSize, ["width"] = t.Width,
             ["heads"] = t.Heads, ["layers"] = t.Layers, ["mlp_ratio"] = t.MlpRatio,
         };
-        if (t.Pooling == TextPooling.Eos) { text["pool_type"] = "eos"; text["eos_id"] = t.EosId; }
+        switch (t.Pooling)
+        {
+            case TextPooling.Argmax: break;
+            case TextPooling.Eos: text["pool_type"] = "eos"; text["eos_id"] = t.EosId; break;
+            case TextPooling.Mean: throw new ClipGenException($"open_clip's TextTransformer has no 'mean' pooling, so it cannot hold spec '{spec.Name}'");
+            default: text["pool_type"] = SpecWords.TextPooling[t.Pooling]; break;
+        }
+        if (!t.CausalMask) text["no_causal_mask"] = true;
+        if (t.Proj == ProjectionKind.None) text["proj_type"] = "none";
+        if (t.ProjBias) text["proj_bias"] = true;
+        if (t.LayerScale is double tls) text["ls_init_value"] = tls;
+        if (t.PadId != SpecDefaults.PadId) text["pad_id"] = t.PadId;
+        if (spec.Tokenizer.Clean.Length > 0) text["tokenizer_kwargs"] = new JsonObject { ["clean"] = spec.Tokenizer.Clean };
+        if (spec.Tokenizer.StripSepToken) ((JsonObject)(text["tokenizer_kwargs"] ??= new JsonObject()))["strip_sep_token"] = true;
+        Kwargs(t.Activation, t.NormEps, text);
+        var model = new JsonObject { ["embed_dim"] = spec.EmbedDim };
+        if (quick) model["quick_gelu"] = true;
+        if (spec.InitLogitScale != SpecDefaults.ClipInitLogitScale) model["init_logit_scale"] = spec.InitLogitScale;
+        if (spec.Loss == LossKind.SigLip) model["init_logit_bias"] = spec.InitLogitBias;
+        if (spec.CustomText) model["custom_text"] = true;
+        model["vision_cfg"] = vision;
+        model["text_cfg"] = text;
         var p = spec.Preprocess;
         return new JsonObject
         {
-            ["model_cfg"] = new JsonObject
-            {
-                ["embed_dim"] = spec.EmbedDim,
-                ["quick_gelu"] = spec.Activation == ActivationKind.QuickGelu,
-                ["vision_cfg"] = vision,
-                ["text_cfg"] = text,
-            },
+            ["model_cfg"] = model,
             ["preprocess_cfg"] = new JsonObject
             {
                 ["mean"] = new JsonArray(p.Mean.Select(x => (JsonNode)x).ToArray()),
                 ["std"] = new JsonArray(p.Std.Select(x => (JsonNode)x).ToArray()),
-                ["interpolation"] = p.Interpolation == InterpolationKind.Bilinear ? "bilinear" : "bicubic",
-                ["resize_mode"] = p.ResizeMode.ToString().ToLowerInvariant(),
+                ["interpolation"] = SpecWords.Interpolation[p.Interpolation],
+                ["resize_mode"] = SpecWords.ResizeMode[p.ResizeMode],
                 ["fill_color"] = p.FillColor,
             },
         };
     }
 
-    /// <summary>Hugging Face's <c>config.json</c> of a <c>CLIPModel</c> for a ViT spec.</summary>
+    /// <summary>transformers' <c>hidden_act</c> name of an activation.</summary>
+    static string HfAct(ActivationKind a) => a switch
+    {
+        ActivationKind.QuickGelu => "quick_gelu",
+        ActivationKind.Gelu => "gelu",
+        _ => "gelu_pytorch_tanh",
+    };
+
+    /// <summary>Hugging Face's <c>config.json</c> of a spec: a <c>CLIPModel</c> or a <c>SiglipModel</c> (<see cref="ClipPlan.HuggingFace"/>).</summary>
+    /// <exception cref="ClipGenException">Neither class can hold the spec.</exception>
     public static JsonObject HfConfig(ClipSpec spec, Func<string, TensorDType>? dtypeOf = null)
     {
-        if (spec.Vision.Kind != VisionKind.VisionTransformer) KeyMapping.HuggingFace(spec); // throws the ResNet error
-        var act = spec.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu";
+        var plan = ClipPlan.From(spec);
+        if (!plan.Supports(WeightLayout.HuggingFace, out var why)) throw new ClipGenException(why);
         var dtype = (dtypeOf?.Invoke("visual.conv1.weight") ?? TensorDType.F32) switch
         {
             TensorDType.F16 => "float16",
@@ -206,68 +288,80 @@ public static class CheckpointConverter
             TensorDType.F64 => "float64",
             _ => "float32",
         };
-        var t = spec.Text;
-        var v = spec.Vision;
-        return new JsonObject
+        var t = plan.Text;
+        var v = (VitPlan)plan.Vision;
+        bool siglip = plan.HuggingFace == HfFamily.Siglip;
+        var text = new JsonObject
         {
-            ["architectures"] = new JsonArray("CLIPModel"),
-            ["model_type"] = "clip",
-            ["torch_dtype"] = dtype,
-            ["projection_dim"] = spec.EmbedDim,
-            ["logit_scale_init_value"] = spec.InitLogitScale,
-            ["initializer_factor"] = 1.0,
-            ["text_config"] = new JsonObject
-            {
-                ["model_type"] = "clip_text_model",
-                ["hidden_size"] = t.Width,
-                ["intermediate_size"] = spec.TextMlpWidth,
-                ["num_attention_heads"] = t.Heads,
-                ["num_hidden_layers"] = t.Layers,
-                ["max_position_embeddings"] = t.ContextLength,
-                ["vocab_size"] = t.VocabSize,
-                ["hidden_act"] = act,
-                ["layer_norm_eps"] = 1e-5,
-                ["projection_dim"] = spec.EmbedDim,
-                ["bos_token_id"] = 49406,
-                // transformers pools at the first eos_token_id; with CLIP's vocabulary that is also argmax's position.
-                ["eos_token_id"] = t.EosId,
-                ["pad_token_id"] = 1,
-            },
-            ["vision_config"] = new JsonObject
-            {
-                ["model_type"] = "clip_vision_model",
-                ["hidden_size"] = v.Width,
-                ["intermediate_size"] = spec.VisionMlpWidth,
-                ["num_attention_heads"] = spec.VisionHeads,
-                ["num_hidden_layers"] = v.Layers[0],
-                ["image_size"] = v.ImageSize,
-                ["patch_size"] = v.PatchSize,
-                ["num_channels"] = 3,
-                ["hidden_act"] = act,
-                ["layer_norm_eps"] = 1e-5,
-                ["projection_dim"] = spec.EmbedDim,
-            },
+            ["model_type"] = siglip ? "siglip_text_model" : "clip_text_model",
+            ["hidden_size"] = t.Width,
+            ["intermediate_size"] = t.Transformer.Block.Mlp.Hidden,
+            ["num_attention_heads"] = t.Heads,
+            ["num_hidden_layers"] = t.Transformer.Layers,
+            ["max_position_embeddings"] = t.ContextLength,
+            ["vocab_size"] = t.VocabSize,
+            ["hidden_act"] = HfAct(spec.Text.Activation),
+            ["layer_norm_eps"] = t.LnFinal.Eps,
+            // transformers' CLIP pools at the first eos_token_id; with CLIP's vocabulary that is also argmax's position.
+            ["eos_token_id"] = t.EosId,
+            ["pad_token_id"] = siglip ? spec.Text.PadId : 1,
         };
+        if (siglip) text["projection_size"] = plan.EmbedDim;
+        else { text["projection_dim"] = plan.EmbedDim; text["bos_token_id"] = 49406; }
+        var vision = new JsonObject
+        {
+            ["model_type"] = siglip ? "siglip_vision_model" : "clip_vision_model",
+            ["hidden_size"] = v.Width,
+            ["intermediate_size"] = v.Transformer.Block.Mlp.Hidden,
+            ["num_attention_heads"] = v.Heads,
+            ["num_hidden_layers"] = v.Transformer.Layers,
+            ["image_size"] = v.ImageSize,
+            ["patch_size"] = v.PatchSize,
+            ["num_channels"] = 3,
+            ["hidden_act"] = HfAct(spec.Vision.Activation),
+            ["layer_norm_eps"] = v.LnPost.Eps,
+        };
+        if (!siglip) vision["projection_dim"] = plan.EmbedDim;
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray(siglip ? "SiglipModel" : "CLIPModel"),
+            ["model_type"] = siglip ? "siglip" : "clip",
+            ["torch_dtype"] = dtype,
+        };
+        if (!siglip)
+        {
+            config["projection_dim"] = plan.EmbedDim;
+            config["logit_scale_init_value"] = spec.InitLogitScale;
+            config["initializer_factor"] = 1.0;
+        }
+        config["text_config"] = text;
+        config["vision_config"] = vision;
+        return config;
     }
 
-    /// <summary>Hugging Face's <c>preprocessor_config.json</c> (CLIPImageProcessor) for a spec's preprocessing.</summary>
+    /// <summary>Hugging Face's <c>preprocessor_config.json</c> (CLIPImageProcessor, or SiglipImageProcessor's squash resize) for a spec.</summary>
     public static JsonObject HfPreprocessorConfig(ClipSpec spec)
     {
         var p = spec.Preprocess;
-        return new JsonObject
+        bool squash = p.ResizeMode == ResizeModeKind.Squash;
+        var config = new JsonObject
         {
-            ["image_processor_type"] = "CLIPImageProcessor",
+            ["image_processor_type"] = squash ? "SiglipImageProcessor" : "CLIPImageProcessor",
             ["do_resize"] = true,
-            ["size"] = new JsonObject { ["shortest_edge"] = p.ImageSize },
+            ["size"] = squash ? new JsonObject { ["height"] = p.ImageSize, ["width"] = p.ImageSize } : new JsonObject { ["shortest_edge"] = p.ImageSize },
             ["resample"] = p.Interpolation == InterpolationKind.Bilinear ? 2 : 3,
-            ["do_center_crop"] = true,
-            ["crop_size"] = new JsonObject { ["height"] = p.ImageSize, ["width"] = p.ImageSize },
-            ["do_rescale"] = true,
-            ["rescale_factor"] = 1.0 / 255,
-            ["do_normalize"] = true,
-            ["image_mean"] = new JsonArray(p.Mean.Select(x => (JsonNode)x).ToArray()),
-            ["image_std"] = new JsonArray(p.Std.Select(x => (JsonNode)x).ToArray()),
-            ["do_convert_rgb"] = true,
         };
+        if (!squash)
+        {
+            config["do_center_crop"] = true;
+            config["crop_size"] = new JsonObject { ["height"] = p.ImageSize, ["width"] = p.ImageSize };
+        }
+        config["do_rescale"] = true;
+        config["rescale_factor"] = 1.0 / 255;
+        config["do_normalize"] = true;
+        config["image_mean"] = new JsonArray(p.Mean.Select(x => (JsonNode)x).ToArray());
+        config["image_std"] = new JsonArray(p.Std.Select(x => (JsonNode)x).ToArray());
+        config["do_convert_rgb"] = true;
+        return config;
     }
 }

@@ -59,27 +59,39 @@ public static class CheckpointLoader
     }
 
     /// <summary>
-    /// Checks that the checkpoint's activation (when it records one) is the spec's; when it does not record one,
-    /// tells <paramref name="notes"/> what is assumed.
+    /// Checks that the checkpoint's activations (where it records them) are the spec's towers'; when it records none, tells
+    /// <paramref name="notes"/> what is assumed.
     /// </summary>
-    /// <exception cref="ClipGenException">The checkpoint was trained with the other activation.</exception>
+    /// <exception cref="ClipGenException">The checkpoint was trained with another activation.</exception>
     public static void CheckActivation(ClipSpec spec, ClipCheckpoint checkpoint, Action<string>? notes)
     {
         if (checkpoint.Activation is not { } claim)
         {
-            notes?.Invoke($"note: weights '{checkpoint.Path}' do not record their activation; assuming {Name(spec.Activation)} as spec '{spec.Name}' says");
+            var what = spec.Vision.Activation == spec.Text.Activation ? Name(spec.Text.Activation)
+                : $"{Name(spec.Vision.Activation)} (image) and {Name(spec.Text.Activation)} (text)";
+            notes?.Invoke($"note: weights '{checkpoint.Path}' do not record their activation; assuming {what} as spec '{spec.Name}' says");
             return;
         }
-        if (claim.Activation == spec.Activation) return;
+        // A ModifiedResNet has no MLP activation, so only the text tower's counts there.
+        bool vitMatters = spec.Vision.Kind == VisionKind.VisionTransformer;
+        bool visionOk = !vitMatters || claim.Vision is null || claim.Vision == spec.Vision.Activation;
+        bool textOk = claim.Text is null || claim.Text == spec.Text.Activation;
+        if (visionOk && textOk) return;
+        var (tower, expected, actual) = !textOk ? ("text", claim.Text!.Value, spec.Text.Activation) : ("image", claim.Vision!.Value, spec.Vision.Activation);
+        bool oneActivation = claim.Vision is null || claim.Text is null || claim.Vision == claim.Text || !vitMatters;
         var keys = KeyTable.Build(spec);
-        var twin = ModelRegistry.All.FirstOrDefault(m => m.Spec.Activation == claim.Activation && m.Keys.SequenceEqual(keys) && m.Name.StartsWith(spec.Name, StringComparison.Ordinal))
-            ?? ModelRegistry.All.FirstOrDefault(m => m.Spec.Activation == claim.Activation && m.Keys.SequenceEqual(keys));
-        var fix = twin is not null ? $"use '{twin.Name}'" : $"set 'activation: {(claim.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu")}' in the spec";
+        bool Fits(ClipModelInfo m) => (claim.Text is null || m.Spec.Text.Activation == claim.Text) && (!vitMatters || claim.Vision is null || m.Spec.Vision.Activation == claim.Vision) && m.Keys.SequenceEqual(keys);
+        var twin = ModelRegistry.All.FirstOrDefault(m => Fits(m) && m.Name.StartsWith(spec.Name, StringComparison.Ordinal))
+            ?? ModelRegistry.All.FirstOrDefault(Fits);
+        var fix = twin is not null ? $"use '{twin.Name}'"
+            : oneActivation ? $"set 'activation: {SpecWords.Activation[expected]}' in the spec"
+            : $"set '{(tower == "text" ? "text" : "vision")}.activation: {SpecWords.Activation[expected]}' in the spec";
         var origin = claim.Evidence.StartsWith("it is OpenAI", StringComparison.Ordinal) ? " (OpenAI's release)" : $" ({claim.Evidence})";
-        throw new ClipGenException($"weights '{checkpoint.Path}' were trained with {Name(claim.Activation)}{origin} but spec '{spec.Name}' uses {Name(spec.Activation)}: {fix}");
+        var where = oneActivation ? "" : $" in the {tower} tower";
+        throw new ClipGenException($"weights '{checkpoint.Path}' were trained with {Name(expected)}{where}{origin} but spec '{spec.Name}' uses {Name(actual)}: {fix}");
     }
 
-    internal static string Name(ActivationKind a) => a == ActivationKind.Gelu ? "GELU" : "QuickGELU";
+    internal static string Name(ActivationKind a) => SpecWords.Display(a);
 
     /// <summary>
     /// Copies the checkpoint into <paramref name="model"/> (strict: every key of the spec's table, nothing else, exact shapes;
@@ -89,7 +101,7 @@ public static class CheckpointLoader
     public static void LoadInto(ClipModule model, ClipCheckpoint checkpoint, LoadOptions? options = null)
     {
         options ??= LoadOptions.Default;
-        var bound = Bind(checkpoint, model.Spec);
+        var bound = Bind(checkpoint, model.Spec, model.Plan);
         CheckActivation(model.Spec, checkpoint, options.Notes);
         if (options.KeepDType)
         {
@@ -112,10 +124,13 @@ public static class CheckpointLoader
     /// Matches a checkpoint against a spec's key table: for each key, the entries it comes from. Every problem (missing, unexpected,
     /// wrong shape) is reported together, by the checkpoint's own names, in one <see cref="ClipGenException"/>.
     /// </summary>
-    public static IReadOnlyList<BoundKey> Bind(ClipCheckpoint checkpoint, ClipSpec spec)
+    public static IReadOnlyList<BoundKey> Bind(ClipCheckpoint checkpoint, ClipSpec spec) => Bind(checkpoint, spec, ClipPlan.From(spec));
+
+    /// <inheritdoc cref="Bind(ClipCheckpoint, ClipSpec)"/>
+    public static IReadOnlyList<BoundKey> Bind(ClipCheckpoint checkpoint, ClipSpec spec, ClipPlan plan)
     {
-        var naming = checkpoint.Naming;
-        var mapping = KeyMapping.For(spec, naming);
+        var layout = checkpoint.Layout;
+        var mapping = KeyMapping.For(plan, layout);
         var entries = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
         foreach (var e in checkpoint.Source.Entries) entries[e.Name] = e;
 
@@ -141,11 +156,11 @@ public static class CheckpointLoader
             }
             if (ok) bound.Add(new BoundKey(key.Target, key.Transform, sources));
         }
-        var unexpected = checkpoint.Source.Entries.Select(e => e.Name).Where(n => !used.Contains(n) && !KeyMapping.IsIgnored(n, naming)).ToList();
+        var unexpected = checkpoint.Source.Entries.Select(e => e.Name).Where(n => !used.Contains(n) && !KeyMapping.IsIgnored(n, layout)).ToList();
         if (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0)
         {
-            var shapes = naming == CheckpointNaming.OpenAI ? checkpoint.Source.Entries.ToDictionary(e => e.Name, e => e.Shape) : null;
-            throw new ClipGenException(WeightLoading.Report(spec, checkpoint.Path, missing, unexpected, mismatched, shapes));
+            var shapes = layout == WeightLayout.OpenAI ? checkpoint.Source.Entries.ToDictionary(e => e.Name, e => e.Shape) : null;
+            throw new ClipGenException(WeightLoading.Report(spec, checkpoint.Path, KeyMapping.Describe(layout), missing, unexpected, mismatched, shapes));
         }
         return bound;
     }
@@ -179,16 +194,23 @@ public sealed class BoundKey
             case KeyTransform.Same:
                 Sources[0].CopyInto(target);
                 break;
+            case KeyTransform.Reshape:
+                using (var view = target.view(Sources[0].Shape))
+                    Sources[0].CopyInto(view);
+                break;
             case KeyTransform.Transpose:
                 using (var t = Sources[0].ToTensor())
                     target.copy_(t.t());
                 break;
-            case KeyTransform.SplitQkv:
-                long part = target.shape[0] / 3;
-                for (int i = 0; i < 3; i++)
-                    using (var slice = target.narrow(0, i * part, part))
-                    using (var t = Sources[i].ToTensor())
+            case KeyTransform.Concat:
+                long row = 0;
+                foreach (var source in Sources)
+                {
+                    using (var slice = target.narrow(0, row, source.Shape[0]))
+                    using (var t = source.ToTensor())
                         slice.copy_(t);
+                    row += source.Shape[0];
+                }
                 break;
         }
     }

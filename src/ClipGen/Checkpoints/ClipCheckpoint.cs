@@ -14,8 +14,17 @@ public enum CheckpointEcosystem
     HuggingFace,
 }
 
-/// <summary>What a checkpoint says about the activation it was trained with, and where it says it.</summary>
-public sealed record ActivationClaim(ActivationKind Activation, string Evidence);
+/// <summary>
+/// What a checkpoint says about the activations it was trained with (per tower; null where it does not say), and where it says it.
+/// </summary>
+public sealed record ActivationClaim(ActivationKind? Vision, ActivationKind? Text, string Evidence)
+{
+    /// <summary>A claim for both towers.</summary>
+    public ActivationClaim(ActivationKind both, string evidence) : this(both, both, evidence) { }
+
+    /// <summary>The claimed activation: the text tower's, else the image tower's.</summary>
+    public ActivationKind Activation => Text ?? Vision ?? ActivationKind.QuickGelu;
+}
 
 /// <summary>
 /// A CLIP checkpoint opened from a file or a folder: its tensors (<see cref="Source"/>), their naming, its config
@@ -34,7 +43,7 @@ public sealed class ClipCheckpoint : IDisposable
         Ecosystem = ecosystem;
         Config = config;
         ConfigFile = configFile;
-        Naming = KeyMapping.Detect(source.Entries.Select(e => e.Name));
+        Layout = KeyMapping.Detect(source.Entries.Select(e => e.Name));
         Activation = FindActivation();
     }
 
@@ -47,7 +56,7 @@ public sealed class ClipCheckpoint : IDisposable
     /// <summary>OpenAI, open_clip or Hugging Face.</summary>
     public CheckpointEcosystem Ecosystem { get; }
     /// <summary>How the tensors are named (from the names themselves).</summary>
-    public CheckpointNaming Naming { get; }
+    public WeightLayout Layout { get; }
     /// <summary>open_clip's whole <c>open_clip_config.json</c> or Hugging Face's <c>config.json</c>, when there is one.</summary>
     public JsonElement? Config { get; }
     /// <summary>The config file, when there is one.</summary>
@@ -95,7 +104,7 @@ public sealed class ClipCheckpoint : IDisposable
         try
         {
             var checkpoint = new ClipCheckpoint(path, weights, source, ecosystem, config, configFile);
-            if (checkpoint.Naming == CheckpointNaming.HuggingFace && ecosystem == CheckpointEcosystem.OpenAI)
+            if (checkpoint.Layout == WeightLayout.HuggingFace && ecosystem == CheckpointEcosystem.OpenAI)
                 return new ClipCheckpoint(path, weights, source, CheckpointEcosystem.HuggingFace, null, null);
             return checkpoint;
         }
@@ -125,7 +134,7 @@ public sealed class ClipCheckpoint : IDisposable
         if (!File.Exists(file)) return false;
         var json = ReadJson(file);
         return json.ValueKind == JsonValueKind.Object
-            && ((json.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "clip")
+            && ((json.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() is "clip" or "siglip")
                 || json.TryGetProperty("vision_config", out _) || json.TryGetProperty("text_config", out _));
     }
 
@@ -148,40 +157,61 @@ public sealed class ClipCheckpoint : IDisposable
         var config = System.IO.Path.GetFileName(ConfigFile ?? "");
         if (OpenClipModelConfig is { } mc)
         {
-            bool quick = mc.TryGetProperty("quick_gelu", out var q) && q.ValueKind == JsonValueKind.True;
-            return new ActivationClaim(quick ? ActivationKind.QuickGelu : ActivationKind.Gelu,
+            // open_clip: quick_gelu picks the activation of its own towers, act_kwargs {approximate: tanh} switches GELU to its tanh
+            // form; a timm tower uses its own activation (the timm model's), whatever quick_gelu says.
+            bool quick = ConfigValues.Bool(mc, "quick_gelu", config + " model_cfg") ?? false;
+            var text = OpenClipTowerActivation(ConfigValues.Object(mc, "text_cfg", config + " model_cfg"), quick, config + " text_cfg");
+            var visionCfg = ConfigValues.Object(mc, "vision_cfg", config + " model_cfg");
+            var vision = visionCfg is { } vc && ConfigValues.String(vc, "timm_model_name", config + " vision_cfg") is { Length: > 0 } timm
+                ? TimmVit.Find(timm)?.Activation
+                : OpenClipTowerActivation(visionCfg, quick, config + " vision_cfg");
+            return new ActivationClaim(vision, text,
                 $"{config} says quick_gelu: {(quick ? "true" : "false")}" + (mc.TryGetProperty("quick_gelu", out _) ? "" : " (open_clip's default)"));
         }
         if (Ecosystem == CheckpointEcosystem.HuggingFace && Config is { } hf)
         {
-            string? act = null;
-            foreach (var tower in new[] { "text_config", "vision_config" })
-                if (hf.TryGetProperty(tower, out var t) && t.ValueKind == JsonValueKind.Object && t.TryGetProperty("hidden_act", out var a) && a.ValueKind == JsonValueKind.String)
-                {
-                    var value = a.GetString()!;
-                    if (act is not null && act != value)
-                        throw new ClipGenException($"{ConfigFile}: the towers use different activations ({act} and {value}); ClipGen specs have one activation");
-                    act = value;
-                }
-            act ??= "quick_gelu"; // CLIPTextConfig/CLIPVisionConfig default
-            return act switch
+            // CLIPTextConfig/CLIPVisionConfig default to quick_gelu; SigLIP's configs to gelu_pytorch_tanh.
+            var fallback = ConfigValues.String(hf, "model_type", config) == "siglip" ? "gelu_pytorch_tanh" : "quick_gelu";
+            ActivationKind? Tower(string name)
             {
-                "quick_gelu" => new ActivationClaim(ActivationKind.QuickGelu, $"{config} says hidden_act: quick_gelu"),
-                "gelu" => new ActivationClaim(ActivationKind.Gelu, $"{config} says hidden_act: gelu"),
-                _ => throw new ClipGenException($"{ConfigFile}: hidden_act '{act}' is not supported (ClipGen has quick_gelu and gelu)"),
-            };
+                var tower = ConfigValues.Object(hf, name, config);
+                var act = tower is { } t ? ConfigValues.String(t, "hidden_act", config + " " + name) ?? fallback : fallback;
+                return HfActivation(act) ?? throw new ClipGenException($"{ConfigFile}: {name}.hidden_act '{act}' is not supported (ClipGen has quick_gelu, gelu and gelu_pytorch_tanh)");
+            }
+            return new ActivationClaim(Tower("vision_config"), Tower("text_config"), $"{config} says hidden_act");
         }
         if (Source.Metadata.TryGetValue("provenance", out var p) && p == "openai")
             return new ActivationClaim(ActivationKind.QuickGelu, "it is OpenAI's release (a TorchScript archive), trained with QuickGELU");
-        if (Source.Metadata.TryGetValue("activation", out var m))
-            return m switch
-            {
-                "quick_gelu" => new ActivationClaim(ActivationKind.QuickGelu, "its metadata says activation: quick_gelu"),
-                "gelu" => new ActivationClaim(ActivationKind.Gelu, "its metadata says activation: gelu"),
-                _ => null,
-            };
+        if (Source.Metadata.TryGetValue("activation", out var m) && SpecWords.Activation.TryParse(m, out var both))
+        {
+            ActivationKind? Meta(string key) => Source.Metadata.TryGetValue(key, out var v) && SpecWords.Activation.TryParse(v, out var a) ? a : both;
+            return new ActivationClaim(Meta("activation.vision"), Meta("activation.text"), $"its metadata says activation: {m}");
+        }
         return null;
     }
+
+    static ActivationKind? OpenClipTowerActivation(JsonElement? towerCfg, bool quick, string where)
+    {
+        if (quick) return ActivationKind.QuickGelu;
+        if (towerCfg is { } t && ConfigValues.Object(t, "act_kwargs", where) is { } kw
+            && ConfigValues.String(kw, "approximate", where + ".act_kwargs") is { } approx)
+            return approx switch
+            {
+                "tanh" => ActivationKind.GeluTanh,
+                "none" => ActivationKind.Gelu,
+                _ => throw new ClipGenException($"{where}: act_kwargs.approximate '{approx}' is not GELU's 'none' or 'tanh'"),
+            };
+        return ActivationKind.Gelu;
+    }
+
+    /// <summary>The activation of a transformers <c>hidden_act</c> name, or null for one ClipGen lacks.</summary>
+    public static ActivationKind? HfActivation(string hiddenAct) => hiddenAct switch
+    {
+        "quick_gelu" => ActivationKind.QuickGelu,
+        "gelu" => ActivationKind.Gelu,
+        "gelu_pytorch_tanh" or "gelu_new" => ActivationKind.GeluTanh,
+        _ => null,
+    };
 
     /// <inheritdoc/>
     public void Dispose() => Source.Dispose();

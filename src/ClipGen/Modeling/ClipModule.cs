@@ -2,6 +2,7 @@ using ClipGen.Modules;
 using ClipGen.Specs;
 using TorchSharp;
 using TorchSharp.Modules;
+using ClipGen.Onnx;
 using Transformer = ClipGen.Modules.Transformer;
 using static TorchSharp.torch;
 
@@ -18,54 +19,61 @@ public sealed record ClipOutput(Tensor LogitsPerImage, Tensor LogitsPerText) : I
 }
 
 /// <summary>
-/// OpenAI's <c>CLIP</c> module: an image tower (<c>visual</c>) and the text tower's parts at the top level
-/// (<c>token_embedding</c>, <c>positional_embedding</c>, <c>transformer</c>, <c>ln_final</c>, <c>text_projection</c>),
-/// plus <c>logit_scale</c>. State-dict keys equal OpenAI's and open_clip's. Generated models derive from it and
-/// compose their towers with literal hyper-parameters; <see cref="RuntimeClipModel"/> composes them from a spec
-/// loaded at run time.
+/// The CLIP model of every family, OpenAI's <c>CLIP</c> module generalised by its <see cref="ClipPlan"/>: an image tower
+/// (<c>visual</c>) and the text tower's parts at the top level (<c>token_embedding</c>, <c>positional_embedding</c>,
+/// <c>transformer</c>, <c>ln_final</c>, <c>text_projection</c>), plus <c>logit_scale</c> (and SigLIP's <c>logit_bias</c>).
+/// State-dict keys equal OpenAI's and open_clip's <c>CLIP</c> class; the plan maps them to every other layout. Generated models
+/// derive from it with their spec; <see cref="RuntimeClipModel"/> takes a spec loaded at run time. The text tower's and the
+/// logits' ONNX emission are here, beside their forward (<see cref="EmitText"/>, <see cref="EmitLogits"/>).
 /// </summary>
-/// <remarks>
-/// Its ONNX emission: <see cref="Onnx.ClipOnnx.EmitTextEncoder"/> (EncodeText), <see cref="Onnx.ClipOnnx.EmitLogits"/> (Logits) and
-/// <see cref="Onnx.ClipOnnxExporter"/> (whole exports from this module's state_dict).
-/// </remarks>
 public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
 {
     private readonly Parameter positional_embedding;
-    private readonly Parameter text_projection;
+    private readonly Parameter? text_projection;
     private readonly Parameter logit_scale;
     private readonly Parameter? logit_bias;
     private readonly nn.Module<Tensor, Tensor> visual;
     private readonly Transformer transformer;
     private readonly Embedding token_embedding;
     private readonly LayerNorm ln_final;
+    private readonly Linear? text_projection_linear;
 
-    protected ClipModule(ClipSpec spec, nn.Module<Tensor, Tensor> visual, Transformer transformer) : base(spec.ClassName)
+    protected ClipModule(ClipSpec spec) : this(spec, ClipPlan.From(spec)) { }
+
+    protected ClipModule(ClipSpec spec, ClipPlan plan) : base(spec.ClassName)
     {
         Spec = spec;
-        var t = spec.Text;
-        this.visual = visual;
-        this.transformer = transformer;
+        Plan = plan;
+        var t = plan.Text;
+        ModelLimits.CheckFits(spec, plan);
+        visual = VisionTower.Create(plan.Vision);
+        transformer = new Transformer(t.Transformer);
         positional_embedding = nn.Parameter(torch.empty(t.ContextLength, t.Width));
-        text_projection = nn.Parameter(torch.empty(t.Width, spec.EmbedDim));
-        logit_scale = nn.Parameter(torch.tensor((float)spec.InitLogitScale));
-        if (spec.Loss == LossKind.SigLip) logit_bias = nn.Parameter(torch.tensor((float)spec.InitLogitBias));
+        if (t.Proj == ProjectionKind.Linear && !t.ProjBias) text_projection = nn.Parameter(torch.empty(t.Width, t.OutputDim));
+        logit_scale = nn.Parameter(torch.tensor((float)plan.InitLogitScale));
+        if (plan.LogitBias) logit_bias = nn.Parameter(torch.tensor((float)plan.InitLogitBias));
         token_embedding = nn.Embedding(t.VocabSize, t.Width);
-        ln_final = nn.LayerNorm(t.Width, eps: 1e-5);
+        ln_final = Layers.LayerNorm(t.LnFinal);
+        if (t.Proj == ProjectionKind.Linear && t.ProjBias) text_projection_linear = nn.Linear(t.Width, t.OutputDim);
 
-        // PyTorch's state_dict order: the module's own parameters, then its children.
+        // PyTorch's state_dict order: the module's own parameters, then its children (ClipPlan writes its keys in this order).
         register_parameter("positional_embedding", positional_embedding);
-        register_parameter("text_projection", text_projection);
+        if (text_projection is not null) register_parameter("text_projection", text_projection);
         register_parameter("logit_scale", logit_scale);
         if (logit_bias is not null) register_parameter("logit_bias", logit_bias);
         register_module("visual", visual);
         register_module("transformer", transformer);
         register_module("token_embedding", token_embedding);
         register_module("ln_final", ln_final);
+        if (text_projection_linear is not null) register_module("text_projection", text_projection_linear);
         InitializeParameters();
     }
 
     /// <summary>The resolved spec this model was built from.</summary>
     public ClipSpec Spec { get; }
+
+    /// <summary>The architecture plan (derived numbers, blocks, keys in every layout).</summary>
+    public ClipPlan Plan { get; }
 
     /// <summary>The spec's name (e.g. <c>ViT-B-32</c>).</summary>
     public string SpecName => Spec.Name;
@@ -86,22 +94,38 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
         return visual.call(pixelValues);
     }
 
-    /// <summary>Text features, unnormalised: [N, context_length] int64 token ids → [N, embed_dim].</summary>
+    /// <summary>Text features, unnormalised: [N, L] int64 token ids (L ≤ context_length) → [N, embed_dim].</summary>
     public Tensor EncodeText(Tensor inputIds)
     {
         CheckTokens(inputIds);
         using var scope = NewDisposeScope();
-        long n = inputIds.shape[0], l = inputIds.shape[1];
+        var t = Plan.Text;
+        long l = inputIds.shape[1];
         var x = token_embedding.call(inputIds);
         x = x + positional_embedding.narrow(0, 0, l);
         x = transformer.call(x);
         x = ln_final.call(x);
-        var pooled = Spec.Text.Pooling == TextPooling.Eos
-            ? inputIds.eq(Spec.Text.EosId).to(ScalarType.Int32).argmax(-1)
-            : inputIds.argmax(-1);
-        var idx = pooled.view(n, 1, 1).expand(n, 1, x.shape[2]);
-        x = x.gather(1, idx).squeeze(1);
-        return x.matmul(text_projection).MoveToOuterDisposeScope();
+        x = Pooling.Text(x, inputIds, t.Pooling, t.EosId);
+        if (text_projection is not null) x = x.matmul(text_projection);
+        else if (text_projection_linear is not null) x = text_projection_linear.call(x);
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// encode_text in ONNX, at the model root: token_embedding Gather, + positional_embedding, transformer, ln_final, pooling,
+    /// projection. [N, C] int64 → [N, OutputDim].
+    /// </summary>
+    public static OnnxValue EmitText(OnnxGraphBuilder b, OnnxValue inputIds, TextPlan t)
+    {
+        OnnxValue x;
+        using (b.Scope("token_embedding")) x = b.Gather(b.Parameter("weight", [t.VocabSize, t.Width]), inputIds, 0);   // [N, C, D]
+        x = b.Add(x, b.Parameter("positional_embedding", [t.ContextLength, t.Width]));
+        using (b.Scope("transformer")) x = Transformer.Emit(b, x, t.Transformer, t.ContextLength);
+        using (b.Scope("ln_final")) x = Layers.EmitLayerNorm(b, x, t.LnFinal);
+        x = Pooling.EmitText(b, x, inputIds, t.Pooling, t.EosId, t.ContextLength, t.Width);
+        if (t.Proj == ProjectionKind.None) return x;
+        if (!t.ProjBias) return b.MatMul(x, b.Parameter("text_projection", [t.Width, t.OutputDim]));
+        using (b.Scope("text_projection")) return Layers.EmitLinear(b, x, t.OutputDim, t.Width);
     }
 
     /// <summary>CLIP's forward: cosine similarities scaled by <c>exp(logit_scale)</c> (plus <c>logit_bias</c> for SigLIP).</summary>
@@ -126,9 +150,23 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
         return (perImage.MoveToOuterDisposeScope(), perText.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// <see cref="Logits"/> in ONNX: both features normalised (x/‖x‖), scale = logit_scale.exp(), logits_per_image =
+    /// scale·img·txtᵀ (+ <c>logit_bias</c> when <paramref name="logitBias"/>), logits_per_text its transpose.
+    /// </summary>
+    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, bool logitBias)
+    {
+        var img = b.Div(imageFeatures, b.ReduceL2(imageFeatures, [-1], keepDims: true));
+        var txt = b.Div(textFeatures, b.ReduceL2(textFeatures, [-1], keepDims: true));
+        var scale = b.Exp(b.Parameter("logit_scale", []));
+        var perImage = b.Mul(b.MatMul(img, b.Transpose(txt, 1, 0)), scale);
+        if (logitBias) perImage = b.Add(perImage, b.Parameter("logit_bias", []));
+        return (perImage, b.Transpose(perImage, 1, 0));
+    }
+
     void CheckPixels(Tensor x)
     {
-        var r = Spec.Vision.ImageSize;
+        var r = Plan.Vision.ImageSize;
         if (x.dim() != 4 || x.shape[1] != 3 || x.shape[2] != r || x.shape[3] != r)
             throw new ClipGenException($"{Spec.Name} expects pixel_values of shape [N,3,{r},{r}], got [{string.Join(",", x.shape)}]");
         if (!x.is_floating_point())
@@ -137,7 +175,7 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
 
     void CheckTokens(Tensor ids)
     {
-        var c = Spec.Text.ContextLength;
+        var c = Plan.Text.ContextLength;
         if (ids.dim() != 2 || ids.shape[1] > c || ids.shape[1] < 1)
             throw new ClipGenException($"{Spec.Name} expects input_ids of shape [N,L] with 1 <= L <= {c}, got [{string.Join(",", ids.shape)}]");
         if (ids.dtype != ScalarType.Int64 && ids.dtype != ScalarType.Int32)
@@ -145,20 +183,20 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
         if (ids.numel() > 0)
         {
             long min = ids.min().ToInt64(), max = ids.max().ToInt64();
-            if (min < 0 || max >= Spec.Text.VocabSize)
-                throw new ClipGenException($"{Spec.Name}: token id {(min < 0 ? min : max)} is outside the vocabulary [0, {Spec.Text.VocabSize})");
+            if (min < 0 || max >= Plan.Text.VocabSize)
+                throw new ClipGenException($"{Spec.Name}: token id {(min < 0 ? min : max)} is outside the vocabulary [0, {Plan.Text.VocabSize})");
         }
     }
 
-    /// <summary>OpenAI's <c>initialize_parameters</c> for the text tower and projections (for training from scratch).</summary>
+    /// <summary>OpenAI's and open_clip's <c>initialize_parameters</c> for the text tower and its projection (training from scratch).</summary>
     void InitializeParameters()
     {
         using var _ = no_grad();
         nn.init.normal_(token_embedding.weight!, std: 0.02);
         nn.init.normal_(positional_embedding, std: 0.01);
-        var w = transformer.Width;
-        var layers = Spec.Text.Layers;
-        double projStd = Math.Pow(w, -0.5) * Math.Pow(2 * layers, -0.5);
+        var t = Plan.Text;
+        var w = t.Width;
+        double projStd = Math.Pow(w, -0.5) * Math.Pow(2 * t.Transformer.Layers, -0.5);
         double attnStd = Math.Pow(w, -0.5);
         double fcStd = Math.Pow(2 * w, -0.5);
         foreach (var (name, p) in transformer.named_parameters())
@@ -168,21 +206,14 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
             else if (name.EndsWith("mlp.c_fc.weight", StringComparison.Ordinal)) nn.init.normal_(p, std: fcStd);
             else if (name.EndsWith("mlp.c_proj.weight", StringComparison.Ordinal)) nn.init.normal_(p, std: projStd);
         }
-        nn.init.normal_(text_projection, std: Math.Pow(w, -0.5));
+        if (text_projection is not null) nn.init.normal_(text_projection, std: Math.Pow(w, -0.5));
+        if (text_projection_linear is not null)
+        {
+            nn.init.normal_(text_projection_linear.weight!, std: Math.Pow(w, -0.5));
+            nn.init.zeros_(text_projection_linear.bias!);
+        }
     }
-
-    /// <summary>Composes the image tower of a spec (shared by generated code's fallbacks and run-time models).</summary>
-    public static nn.Module<Tensor, Tensor> CreateVisual(ClipSpec s) => s.Vision.Kind == VisionKind.VisionTransformer
-        ? new VisionTransformer(s.Vision.ImageSize, s.Vision.PatchSize, s.Vision.Width, s.Vision.Layers[0], s.VisionHeads, s.VisionMlpWidth, s.EmbedDim, s.Activation)
-        : new ModifiedResNet(s.Vision.Layers.ToArray(), s.EmbedDim, s.VisionHeads, s.Vision.ImageSize, s.Vision.Width);
-
-    /// <summary>Composes the text transformer of a spec.</summary>
-    public static Transformer CreateTextTransformer(ClipSpec s) =>
-        new(s.Text.Width, s.Text.Layers, s.Text.Heads, s.TextMlpWidth, s.Activation, causal: true);
 }
 
 /// <summary>A CLIP model built from a spec loaded at run time (no recompilation), e.g. a user's YAML file.</summary>
-public sealed class RuntimeClipModel : ClipModule
-{
-    public RuntimeClipModel(ClipSpec spec) : base(spec, CreateVisual(spec), CreateTextTransformer(spec)) { }
-}
+public sealed class RuntimeClipModel(ClipSpec spec) : ClipModule(spec);

@@ -2,12 +2,15 @@ using ClipGen.Specs;
 
 namespace ClipGen.Modeling;
 
-/// <summary>A compiled-in model: its spec, its generated type and a factory.</summary>
-public sealed record ClipModelInfo(ClipSpec Spec, Type ModelType, Func<ClipModule> Create, IReadOnlyList<KeyEntry> Keys, string SpecYaml)
+/// <summary>A compiled-in model: its spec, its generated type, a factory and its key table.</summary>
+public sealed record ClipModelInfo(ClipSpec Spec, Type ModelType, Func<ClipModule> Create, IReadOnlyList<KeyEntry> Keys)
 {
     public string Name => Spec.Name;
     public IReadOnlyList<string> Aliases => Spec.Aliases.ToArray();
     public long ParameterCount => Keys.Where(k => k.Kind == KeyKind.Parameter).Sum(k => k.Elements);
+
+    /// <summary>The spec as canonical YAML (what a user's spec file <c>extends:</c>).</summary>
+    public string SpecYaml => SpecYamlWriter.Write(Spec);
 }
 
 /// <summary>

@@ -36,14 +36,14 @@ public static class WeightLoading
         var mismatched = model.Keys.Where(file.ContainsKey).Where(k => !model[k].SequenceEqual(file[k]))
             .Select(k => $"{k} is [{string.Join(",", file[k])}] in the file but [{string.Join(",", model[k])}] in the model").ToList();
         if (missing.Count == 0 && unexpected.Count == 0 && mismatched.Count == 0) return null;
-        return Report(spec, source, missing, unexpected, mismatched, file);
+        return Report(spec, source, "OpenAI", missing, unexpected, mismatched, file);
     }
 
     /// <summary>
     /// The one-line report of missing and unexpected keys and shape mismatches (each list cut at a few entries), with a hint
     /// naming the compiled-in models whose key table the file fits, when <paramref name="openAIShapes"/> (the file's keys in OpenAI names) is given.
     /// </summary>
-    public static string Report(ClipSpec spec, string source, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> mismatched, IReadOnlyDictionary<string, long[]>? openAIShapes)
+    public static string Report(ClipSpec spec, string source, string layout, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> mismatched, IReadOnlyDictionary<string, long[]>? openAIShapes)
     {
         var parts = new List<string>();
         if (missing.Count > 0) parts.Add($"{missing.Count} missing key(s): {List(missing)}");
@@ -55,7 +55,7 @@ public static class WeightLoading
             var fits = ModelRegistry.All.Where(m => m.Name != spec.Name && m.Keys.Count == openAIShapes.Count && m.Keys.All(k => openAIShapes.TryGetValue(k.Key, out var s) && s.SequenceEqual(k.Shape))).Select(m => m.Name).ToList();
             if (fits.Count > 0) hint = $"; these weights look like {string.Join(" or ", fits)}";
         }
-        return $"weights '{source}' do not fit spec '{spec.Name}': {string.Join("; ", parts)}{hint}";
+        return $"weights '{source}' ({layout} names) do not fit spec '{spec.Name}': {string.Join("; ", parts)}{hint}";
     }
 
     static string List(IReadOnlyList<string> keys) => string.Join(", ", keys.Take(MaxListed)) + (keys.Count > MaxListed ? $", … ({keys.Count - MaxListed} more)" : "");

@@ -1,5 +1,7 @@
 using System.Globalization;
-using static TorchSharp.torch;
+using ClipGen.Modeling;
+using ClipGen.Modules;
+using ClipGen.Specs;
 
 namespace ClipGen.Onnx;
 
@@ -56,32 +58,34 @@ public static class ClipOnnxNames
     public const string MetaEosId = "clipgen.eos_id";
     public const string MetaLogitScale = "clipgen.logit_scale";
     public const string MetaLogitBias = "clipgen.logit_bias";
+    /// <summary>The training loss (<c>clip</c> or <c>siglip</c>): how zero-shot probabilities are computed.</summary>
+    public const string MetaLoss = "clipgen.loss";
 
     /// <summary>Value of <see cref="MetaFormat"/>; bump when names or layout change.</summary>
     public const string FormatVersion = "1";
 }
 
-/// <summary>Builds the image, text and full CLIP graphs; save or serialise the returned builder.</summary>
+/// <summary>Builds the image, text and full CLIP graphs of a plan; save or serialise the returned builder.</summary>
 public static class ClipOnnxExport
 {
     /// <summary><c>pixel_values</c> [batch, 3, R, R] float32 → <c>image_features</c> [batch, E] (unnormalised).</summary>
-    public static OnnxGraphBuilder ImageEncoder(ClipHyper h, Func<string, Tensor> w, OnnxBuilderOptions? options = null)
+    public static OnnxGraphBuilder ImageEncoder(ClipPlan plan, OnnxWeightSource weights, OnnxBuilderOptions? options = null)
     {
-        var b = Start(h, ClipOnnxKind.Image, options);
-        var pixels = PixelInput(b, h, ClipOnnxNames.Batch);
+        var b = Start(plan, ClipOnnxKind.Image, weights, options);
+        var pixels = PixelInput(b, plan, ClipOnnxNames.Batch);
         OnnxValue f;
-        using (b.Scope("visual")) f = ClipOnnx.EmitVision(b, pixels, h.Vision, w);
-        b.Output(f, ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.Batch, h.EmbedDim);
+        using (b.Scope("visual")) f = VisionTower.Emit(b, pixels, plan.Vision);
+        b.Output(f, ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.Batch, plan.EmbedDim);
         return b;
     }
 
     /// <summary><c>input_ids</c> [batch, C] int64 → <c>text_features</c> [batch, E] (unnormalised).</summary>
-    public static OnnxGraphBuilder TextEncoder(ClipHyper h, Func<string, Tensor> w, OnnxBuilderOptions? options = null)
+    public static OnnxGraphBuilder TextEncoder(ClipPlan plan, OnnxWeightSource weights, OnnxBuilderOptions? options = null)
     {
-        var b = Start(h, ClipOnnxKind.Text, options);
-        var ids = IdsInput(b, h, ClipOnnxNames.Batch);
-        var f = ClipOnnx.EmitTextEncoder(b, ids, h.Text, w);
-        b.Output(f, ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.Batch, h.EmbedDim);
+        var b = Start(plan, ClipOnnxKind.Text, weights, options);
+        var ids = IdsInput(b, plan, ClipOnnxNames.Batch);
+        var f = ClipModule.EmitText(b, ids, plan.Text);
+        b.Output(f, ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.Batch, plan.EmbedDim);
         return b;
     }
 
@@ -89,17 +93,17 @@ public static class ClipOnnxExport
     /// Both towers and the logits: inputs <c>pixel_values</c> [image_batch, 3, R, R], <c>input_ids</c> [text_batch, C];
     /// outputs image_features, text_features, logits_per_image [image_batch, text_batch], logits_per_text [text_batch, image_batch].
     /// </summary>
-    public static OnnxGraphBuilder Full(ClipHyper h, Func<string, Tensor> w, OnnxBuilderOptions? options = null)
+    public static OnnxGraphBuilder Full(ClipPlan plan, OnnxWeightSource weights, OnnxBuilderOptions? options = null)
     {
-        var b = Start(h, ClipOnnxKind.Full, options);
-        var pixels = PixelInput(b, h, ClipOnnxNames.ImageBatch);
-        var ids = IdsInput(b, h, ClipOnnxNames.TextBatch);
+        var b = Start(plan, ClipOnnxKind.Full, weights, options);
+        var pixels = PixelInput(b, plan, ClipOnnxNames.ImageBatch);
+        var ids = IdsInput(b, plan, ClipOnnxNames.TextBatch);
         OnnxValue img;
-        using (b.Scope("visual")) img = ClipOnnx.EmitVision(b, pixels, h.Vision, w);
-        var txt = ClipOnnx.EmitTextEncoder(b, ids, h.Text, w);
-        var (perImage, perText) = ClipOnnx.EmitLogits(b, img, txt, w, h.LogitBias);
-        b.Output(img, ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.ImageBatch, h.EmbedDim);
-        b.Output(txt, ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.TextBatch, h.EmbedDim);
+        using (b.Scope("visual")) img = VisionTower.Emit(b, pixels, plan.Vision);
+        var txt = ClipModule.EmitText(b, ids, plan.Text);
+        var (perImage, perText) = ClipModule.EmitLogits(b, img, txt, plan.LogitBias);
+        b.Output(img, ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.ImageBatch, plan.EmbedDim);
+        b.Output(txt, ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.TextBatch, plan.EmbedDim);
         b.Output(perImage, ClipOnnxNames.LogitsPerImage, OnnxElementType.Float, ClipOnnxNames.ImageBatch, ClipOnnxNames.TextBatch);
         b.Output(perText, ClipOnnxNames.LogitsPerText, OnnxElementType.Float, ClipOnnxNames.TextBatch, ClipOnnxNames.ImageBatch);
         return b;
@@ -111,55 +115,51 @@ public static class ClipOnnxExport
     /// </summary>
     public static OnnxGraphBuilder LogitsHead(int embedDim, float logitScale, float? logitBias = null, OnnxBuilderOptions? options = null)
     {
-        var b = new OnnxGraphBuilder(options);
+        OnnxWeight W(string key) => OnnxWeight.FromFloats([key == "logit_scale" ? logitScale : logitBias ?? 0f]);
+        var b = new OnnxGraphBuilder(options, W);
         var img = b.Input(ClipOnnxNames.ImageFeatures, OnnxElementType.Float, ClipOnnxNames.ImageBatch, embedDim);
         var txt = b.Input(ClipOnnxNames.TextFeatures, OnnxElementType.Float, ClipOnnxNames.TextBatch, embedDim);
-        using var scale = tensor(logitScale);
-        using var bias = tensor(logitBias ?? 0f);
-        Tensor W(string key) => key == "logit_scale" ? scale : bias;
-        var (perImage, perText) = ClipOnnx.EmitLogits(b, img, txt, W, logitBias.HasValue);
+        var (perImage, perText) = ClipModule.EmitLogits(b, img, txt, logitBias.HasValue);
         b.Output(perImage, ClipOnnxNames.LogitsPerImage, OnnxElementType.Float, ClipOnnxNames.ImageBatch, ClipOnnxNames.TextBatch);
         b.Output(perText, ClipOnnxNames.LogitsPerText, OnnxElementType.Float, ClipOnnxNames.TextBatch, ClipOnnxNames.ImageBatch);
         return b;
     }
 
     /// <summary>One of the three exports.</summary>
-    public static OnnxGraphBuilder Export(ClipOnnxKind kind, ClipHyper h, Func<string, Tensor> w, OnnxBuilderOptions? options = null) => kind switch
+    public static OnnxGraphBuilder Export(ClipOnnxKind kind, ClipPlan plan, OnnxWeightSource weights, OnnxBuilderOptions? options = null) => kind switch
     {
-        ClipOnnxKind.Image => ImageEncoder(h, w, options),
-        ClipOnnxKind.Text => TextEncoder(h, w, options),
-        ClipOnnxKind.Full => Full(h, w, options),
+        ClipOnnxKind.Image => ImageEncoder(plan, weights, options),
+        ClipOnnxKind.Text => TextEncoder(plan, weights, options),
+        ClipOnnxKind.Full => Full(plan, weights, options),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    static OnnxValue PixelInput(OnnxGraphBuilder b, ClipHyper h, string batch) =>
-        b.Input(ClipOnnxNames.PixelValues, OnnxElementType.Float, batch, 3, h.Vision.ImageSize, h.Vision.ImageSize);
+    static OnnxValue PixelInput(OnnxGraphBuilder b, ClipPlan plan, string batch) =>
+        b.Input(ClipOnnxNames.PixelValues, OnnxElementType.Float, batch, 3, plan.Vision.ImageSize, plan.Vision.ImageSize);
 
-    static OnnxValue IdsInput(OnnxGraphBuilder b, ClipHyper h, string batch) =>
-        b.Input(ClipOnnxNames.InputIds, OnnxElementType.Int64, batch, h.Text.ContextLength);
+    static OnnxValue IdsInput(OnnxGraphBuilder b, ClipPlan plan, string batch) =>
+        b.Input(ClipOnnxNames.InputIds, OnnxElementType.Int64, batch, plan.Text.ContextLength);
 
-    static OnnxGraphBuilder Start(ClipHyper h, ClipOnnxKind kind, OnnxBuilderOptions? options)
+    static OnnxGraphBuilder Start(ClipPlan plan, ClipOnnxKind kind, OnnxWeightSource weights, OnnxBuilderOptions? options)
     {
-        if (h.Vision.OutputDim != h.EmbedDim || h.Text.OutputDim != h.EmbedDim)
-            throw new ArgumentException($"tower output dims ({h.Vision.OutputDim}, {h.Text.OutputDim}) differ from embed_dim {h.EmbedDim}");
-        var b = new OnnxGraphBuilder(options);
+        var b = new OnnxGraphBuilder(options, weights);
         var inv = CultureInfo.InvariantCulture;
         b.Metadata[ClipOnnxNames.MetaFormat] = ClipOnnxNames.FormatVersion;
         b.Metadata[ClipOnnxNames.MetaKind] = kind.ToString().ToLowerInvariant();
-        b.Metadata[ClipOnnxNames.MetaEmbedDim] = h.EmbedDim.ToString(inv);
+        b.Metadata[ClipOnnxNames.MetaEmbedDim] = plan.EmbedDim.ToString(inv);
         b.Metadata[ClipOnnxNames.MetaWeightStorage] = b.Options.WeightStorage.ToString().ToLowerInvariant();
         if (kind != ClipOnnxKind.Text)
         {
-            b.Metadata[ClipOnnxNames.MetaVision] = h.Vision is ResNetHyper ? "resnet" : "vit";
-            b.Metadata[ClipOnnxNames.MetaImageSize] = h.Vision.ImageSize.ToString(inv);
+            b.Metadata[ClipOnnxNames.MetaVision] = plan.Vision is ResNetPlan ? "resnet" : "vit";
+            b.Metadata[ClipOnnxNames.MetaImageSize] = plan.Vision.ImageSize.ToString(inv);
         }
         if (kind != ClipOnnxKind.Image)
         {
-            b.Metadata[ClipOnnxNames.MetaContextLength] = h.Text.ContextLength.ToString(inv);
-            b.Metadata[ClipOnnxNames.MetaVocabSize] = h.Text.VocabSize.ToString(inv);
+            b.Metadata[ClipOnnxNames.MetaContextLength] = plan.Text.ContextLength.ToString(inv);
+            b.Metadata[ClipOnnxNames.MetaVocabSize] = plan.Text.VocabSize.ToString(inv);
         }
-        var act = kind == ClipOnnxKind.Text || h.Vision is not VitHyper v ? h.Text.Activation : v.Activation;
-        b.Metadata[ClipOnnxNames.MetaActivation] = act == Activation.QuickGelu ? "quick_gelu" : "gelu";
+        var act = kind != ClipOnnxKind.Text && plan.Vision is VitPlan v ? v.Transformer.Block.Mlp.Activation : plan.Text.Transformer.Block.Mlp.Activation;
+        b.Metadata[ClipOnnxNames.MetaActivation] = SpecWords.Activation[act];
         return b;
     }
 }

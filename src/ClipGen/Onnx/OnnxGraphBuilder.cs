@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Onnx;
-using TorchSharp;
 
 namespace ClipGen.Onnx;
 
@@ -38,7 +37,7 @@ public sealed record OnnxBuilderOptions
     /// <summary>
     /// Record weights by shape only, never reading their data: <see cref="OnnxGraphBuilder.Save"/> writes them as zeros in a sparse
     /// external-data file, and <see cref="OnnxGraphBuilder.ToBytes"/> refuses. For checking the structure of models too big to
-    /// materialise (the weights function may return stand-ins such as <c>torch.zeros([]).expand(shape)</c>).
+    /// materialise (the weight source then returns shapes with no data).
     /// </summary>
     public bool PlaceholderWeights { get; init; }
 
@@ -97,9 +96,10 @@ public sealed partial class OnnxGraphBuilder
     readonly HashSet<string> _placeholders = new(StringComparer.Ordinal);
     int _nodeCounter;
 
-    public OnnxGraphBuilder(OnnxBuilderOptions? options = null)
+    public OnnxGraphBuilder(OnnxBuilderOptions? options = null, OnnxWeightSource? weights = null)
     {
         Options = options ?? new OnnxBuilderOptions();
+        Weights = weights;
         if (Options.Opset < MinOpset)
             throw new ArgumentOutOfRangeException(nameof(options), Options.Opset, $"opset must be at least {MinOpset} (LayerNormalization)");
         _graph = new GraphProto { Name = Options.GraphName };
@@ -199,71 +199,68 @@ public sealed partial class OnnxGraphBuilder
 
     // ---- initializers ----
 
-    /// <summary>
-    /// The weight <c>FullName(local)</c>, read once through <paramref name="weights"/> (a state_dict lookup) and stored as an
-    /// initializer of exactly that name. Float weights follow <see cref="OnnxBuilderOptions.WeightStorage"/>; the returned
-    /// value is always float32 for float weights. The tensor is copied; the caller keeps ownership.
-    /// </summary>
-    public OnnxValue Parameter(string local, Func<string, torch.Tensor> weights) => Parameter(local, weights, null);
+    /// <summary>Where <see cref="Parameter"/> reads weights: a state_dict lookup by full key (null: the graph has no weights).</summary>
+    public OnnxWeightSource? Weights { get; }
 
     /// <summary>
-    /// <see cref="Parameter(string, Func{string, torch.Tensor})"/> that also checks the weight's shape against what the
-    /// hyper-parameters imply, so a spec that does not match the checkpoint fails at export with the key named.
+    /// The weight <c>FullName(local)</c>, read once through <see cref="Weights"/> and stored as an initializer of exactly that
+    /// name. Float weights follow <see cref="OnnxBuilderOptions.WeightStorage"/>; the returned value is always float32 for float
+    /// weights. <paramref name="expectedShape"/>, when given, is checked, so a plan that does not match the weights fails at export
+    /// with the key named.
     /// </summary>
-    public OnnxValue Parameter(string local, Func<string, torch.Tensor> weights, long[]? expectedShape)
+    public OnnxValue Parameter(string local, long[]? expectedShape = null)
     {
         var key = FullName(local);
         if (_parameters.TryGetValue(key, out var cached)) return cached;
-        var t = weights(key) ?? throw new KeyNotFoundException($"weight '{key}' not found");
-        if (expectedShape is not null && !t.shape.AsSpan().SequenceEqual(expectedShape))
-            throw new ArgumentException($"weight '{key}' has shape [{string.Join(", ", t.shape)}], but the hyper-parameters imply [{string.Join(", ", expectedShape)}]");
-        var value = AddTensorInitializer(key, t);
+        if (Weights is null) throw new InvalidOperationException($"the graph reads weight '{key}' but the builder was given no weights");
+        var t = Weights(key);
+        if (t.Shape is null) throw new KeyNotFoundException($"weight '{key}' not found");
+        if (expectedShape is not null && !t.Shape.AsSpan().SequenceEqual(expectedShape))
+            throw new ArgumentException($"weight '{key}' has shape [{string.Join(", ", t.Shape)}], but the plan implies [{string.Join(", ", expectedShape)}]");
+        var value = AddWeightInitializer(key, t);
         _parameters[key] = value;
         return value;
     }
 
-    OnnxValue AddTensorInitializer(string name, torch.Tensor t)
+    OnnxValue AddWeightInitializer(string name, OnnxWeight t)
     {
         if (Options.PlaceholderWeights) return AddPlaceholder(name, t);
-        if (t.device_type != DeviceType.CPU)
-            throw new ArgumentException($"weight '{name}' must be on the CPU, not {t.device}");
-        using var c = t.contiguous();
-        switch (c.dtype)
+        long count = t.Shape.Aggregate(1L, (a, b) => a * b);
+        if (t.Data.Length != count * ElementSize((int)t.Type))
+            throw new ArgumentException($"weight '{name}' has {t.Data.Length} bytes, not the {count * ElementSize((int)t.Type)} its shape [{string.Join(", ", t.Shape)}] needs");
+        switch (t.Type)
         {
-            case torch.ScalarType.Float32:
-            {
-                var data = MemoryMarshal.Cast<byte, float>(c.bytes);
+            case OnnxElementType.Float:
                 if (Options.WeightStorage == OnnxWeightStorage.Float16)
                 {
                     Claim(name);
-                    _graph.Initializer.Add(MakeTensor(name, OnnxElementType.Float16, c.shape, HalfBytes(data)));
+                    _graph.Initializer.Add(MakeTensor(name, OnnxElementType.Float16, t.Shape, HalfBytes(MemoryMarshal.Cast<byte, float>(t.Data.Span))));
                     return Cast(new OnnxValue(this, name), OnnxElementType.Float);
                 }
-                return AddInitializer(name, OnnxElementType.Float, c.shape, c.bytes);
-            }
-            case torch.ScalarType.Int64:
-                return AddInitializer(name, OnnxElementType.Int64, c.shape, c.bytes);
-            case torch.ScalarType.Float16:
+                return AddInitializer(name, OnnxElementType.Float, t.Shape, t.Data.Span);
+            case OnnxElementType.Int64:
+                return AddInitializer(name, OnnxElementType.Int64, t.Shape, t.Data.Span);
+            case OnnxElementType.Float16:
                 Claim(name);
-                _graph.Initializer.Add(MakeTensor(name, OnnxElementType.Float16, c.shape, c.bytes));
+                _graph.Initializer.Add(MakeTensor(name, OnnxElementType.Float16, t.Shape, t.Data.Span));
                 return Cast(new OnnxValue(this, name), OnnxElementType.Float);
             default:
-                throw new NotSupportedException($"weight '{name}' has dtype {c.dtype}; float32, float16 and int64 are supported");
+                throw new NotSupportedException($"weight '{name}' has element type {t.Type}; float32, float16 and int64 are supported");
         }
     }
 
-    OnnxValue AddPlaceholder(string name, torch.Tensor t)
+    OnnxValue AddPlaceholder(string name, OnnxWeight t)
     {
-        var type = t.dtype switch
+        var type = t.Type switch
         {
-            torch.ScalarType.Int64 => OnnxElementType.Int64,
-            torch.ScalarType.Float32 or torch.ScalarType.Float16 when Options.WeightStorage == OnnxWeightStorage.Float16 || t.dtype == torch.ScalarType.Float16 => OnnxElementType.Float16,
-            torch.ScalarType.Float32 => OnnxElementType.Float,
-            _ => throw new NotSupportedException($"weight '{name}' has dtype {t.dtype}; float32, float16 and int64 are supported"),
+            OnnxElementType.Int64 => OnnxElementType.Int64,
+            OnnxElementType.Float or OnnxElementType.Float16 when Options.WeightStorage == OnnxWeightStorage.Float16 || t.Type == OnnxElementType.Float16 => OnnxElementType.Float16,
+            OnnxElementType.Float => OnnxElementType.Float,
+            _ => throw new NotSupportedException($"weight '{name}' has element type {t.Type}; float32, float16 and int64 are supported"),
         };
         Claim(name);
         var proto = new TensorProto { Name = name, DataType = (int)type };
-        foreach (var d in t.shape) proto.Dims.Add(d);
+        foreach (var d in t.Shape) proto.Dims.Add(d);
         _graph.Initializer.Add(proto);
         _placeholders.Add(name);
         var v = new OnnxValue(this, name);

@@ -97,7 +97,7 @@ public class ConversionTests
         var spec = ClipModelFactory.LoadSpecFile(yaml);
         Assert.Equal("my-clip", spec.Name);
         Assert.Equal(ActivationKind.Gelu, spec.Activation);
-        Assert.Equal(2, spec.VisionHeads);
+        Assert.Equal(2, ClipPlan.From(spec).VisionHeads);
         InferAndCompare(yaml, Ref("open_clip", "tiny-vit-gelu", "open_clip_pytorch_model.bin"), "open_clip/tiny-vit-gelu");
 
         // Without a config: OpenAI's build_model rules and printed assumptions.

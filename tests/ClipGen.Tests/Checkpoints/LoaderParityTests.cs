@@ -73,7 +73,7 @@ public class LoaderParityTests
         var err = InferAndCompare(null, Ref("hf", "tiny-vit"), "hf/tiny-vit");
         Assert.Contains("inferred spec 'tiny-vit'", err);
         var spec = SpecInference.Infer(Ref("hf", "tiny-vit")).Spec;
-        Assert.Equal(2, spec.VisionHeads); // from config.json, not OpenAI's width/64 rule
+        Assert.Equal(2, ClipPlan.From(spec).VisionHeads); // from config.json, not OpenAI's width/64 rule
         Assert.Equal(32, spec.Vision.HeadWidth);
         Assert.Equal(2, spec.Text.Heads);
         Assert.Equal(ActivationKind.QuickGelu, spec.Activation);
@@ -120,8 +120,14 @@ public class LoaderParityTests
         Assert.Contains("use 'tiny-vit'", err);
 
         // open_clip's config says quick_gelu: false; the QuickGELU twin of the spec is refused.
-        var ex = Assert.Throws<ClipGenException>(() => ClipModelFactory.Load(
-            ModelRegistry.Get("tiny-vit-gelu").Spec with { Name = "tiny-vit-quick", Activation = ActivationKind.QuickGelu }, Ref("open_clip", "tiny-vit-gelu")));
+        var gelu = ModelRegistry.Get("tiny-vit-gelu").Spec;
+        var quick = gelu with
+        {
+            Name = "tiny-vit-quick",
+            Vision = gelu.Vision with { Activation = ActivationKind.QuickGelu },
+            Text = gelu.Text with { Activation = ActivationKind.QuickGelu },
+        };
+        var ex = Assert.Throws<ClipGenException>(() => ClipModelFactory.Load(quick, Ref("open_clip", "tiny-vit-gelu")));
         Assert.Contains("were trained with GELU (open_clip_config.json says quick_gelu: false) but spec 'tiny-vit-quick' uses QuickGELU: use 'tiny-vit-gelu'", ex.Message);
     }
 

@@ -44,7 +44,7 @@ public class InferCliTests
     {
         var dir = TestUtil.TempDir();
         var spec = Path.Combine(dir, "bad.yaml");
-        File.WriteAllText(spec, "name: bad\nembed_dim: 32\nactivation: quick_gelu\ninit_logit_scale: 2.65\nvision:\n  image_size: 30\n  patch_size: 8\n  layers: 2\n  width: 64\ntext:\n  context_length: 77\n  vocab_size: 49408\n  width: 8\n  heads: 2\n  layers: 2\ntokenizer:\n  kind: clip_bpe\npreprocess:\n  mean: [0.5, 0.5, 0.5]\n  std: [0.5, 0.5, 0.5]\n  interpolation: bicubic\n  resize_mode: shortest\n");
+        File.WriteAllText(spec, "name: bad\nembed_dim: 32\nactivation: quick_gelu\ninit_logit_scale: 2.65\nvision:\n  image_size: 30\n  patch_size: 32\n  layers: 2\n  width: 64\ntext:\n  context_length: 77\n  vocab_size: 49408\n  width: 8\n  heads: 2\n  layers: 2\ntokenizer:\n  kind: clip_bpe\npreprocess:\n  mean: [0.5, 0.5, 0.5]\n  std: [0.5, 0.5, 0.5]\n  interpolation: bicubic\n  resize_mode: shortest\n");
         var (code, output, err) = TestUtil.Cli("infer", "--model", spec, "--weights", "w.safetensors", "--inputs", "i.safetensors", "--output", Path.Combine(dir, "o.safetensors"));
         Assert.Equal(2, code);
         Assert.Equal("", output);

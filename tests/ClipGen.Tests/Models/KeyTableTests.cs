@@ -88,10 +88,10 @@ public class KeyTableTests(ITestOutputHelper output)
         Assert.Equal(ActivationKind.Gelu, ModelRegistry.Get("ViT-B-32").Spec.Activation);
         Assert.Equal(ActivationKind.QuickGelu, ModelRegistry.Get("ViT-B-32-quickgelu").Spec.Activation);
         Assert.Equal(336, ModelRegistry.Get("ViT-L-14-336").Spec.Vision.ImageSize);
-        Assert.Equal(16, ModelRegistry.Get("ViT-H-14").Spec.VisionHeads);
-        Assert.Equal(6144, ModelRegistry.Get("ViT-g-14").Spec.VisionMlpWidth);
-        Assert.Equal(8192, ModelRegistry.Get("ViT-bigG-14").Spec.VisionMlpWidth);
-        Assert.Equal(32, ModelRegistry.Get("RN50").Spec.VisionHeads);
+        Assert.Equal(16, ClipPlan.From(ModelRegistry.Get("ViT-H-14").Spec).VisionHeads);
+        Assert.Equal(6144, ClipPlan.From(ModelRegistry.Get("ViT-g-14").Spec).VisionMlpWidth);
+        Assert.Equal(8192, ClipPlan.From(ModelRegistry.Get("ViT-bigG-14").Spec).VisionMlpWidth);
+        Assert.Equal(32, ClipPlan.From(ModelRegistry.Get("RN50").Spec).VisionHeads);
         var e = Assert.Throws<ClipGenException>(() => ModelRegistry.Get("ViT-B-33"));
         Assert.Contains("did you mean", e.Message);
         foreach (var name in new[] { "RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "ViT-H-14", "ViT-g-14", "ViT-bigG-14" })

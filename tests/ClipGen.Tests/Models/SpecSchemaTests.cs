@@ -27,6 +27,17 @@ public class SpecSchemaTests
         Assert.Equal(SpecResolver.PretrainedFormats, pretrained.GetProperty("format").GetProperty("enum").EnumerateArray().Select(x => x.GetString()).ToArray());
         var tokenizerKinds = props.GetProperty("tokenizer").GetProperty("properties").GetProperty("kind").GetProperty("enum").EnumerateArray().Select(x => x.GetString()).ToArray();
         Assert.Equal(SpecResolver.TokenizerKinds, tokenizerKinds);
+        // The enums of the schema are the words of the spec format's one table.
+        static string?[] Enum(JsonElement e) => e.GetProperty("enum").EnumerateArray().Select(x => x.GetString()).ToArray();
+        var vision = props.GetProperty("vision").GetProperty("properties");
+        var text = props.GetProperty("text").GetProperty("properties");
+        Assert.Equal(SpecWords.Activation.Words, Enum(props.GetProperty("activation")));
+        Assert.Equal(SpecWords.Activation.Words, Enum(vision.GetProperty("activation")));
+        Assert.Equal(SpecWords.Activation.Words, Enum(text.GetProperty("activation")));
+        Assert.Equal(SpecWords.VisionPooling.Words, Enum(vision.GetProperty("pool")));
+        Assert.Equal(SpecWords.TextPooling.Words, Enum(text.GetProperty("pooling")));
+        Assert.Equal(SpecWords.Projection.Words, Enum(vision.GetProperty("proj")));
+        Assert.Equal(SpecWords.Projection.Words, Enum(text.GetProperty("proj")));
     }
 
     [Fact]

@@ -17,7 +17,7 @@ public class GraphBaselineTests(ITestOutputHelper output)
     public void Full_graph_summary_matches_baseline(string name)
     {
         var info = Modeling.ModelRegistry.Get(name);
-        var b = ClipOnnxExporter.BuildPlaceholderGraph(info.Spec, ClipHyper.FromSpec(info.Spec), ClipOnnxKind.Full);
+        var b = ClipOnnxExporter.BuildPlaceholderGraph(info.Spec, ClipOnnxKind.Full);
         var path = Path.Combine(TestUtil.TempDir(), "clip.onnx");
         b.Save(path);
         var actual = OnnxModelInfo.Load(path).Summary();

@@ -33,7 +33,7 @@ public class OnnxClipParityTests(ITestOutputHelper output)
     public void Full_model_matches_reference(string model)
     {
         using var f = OnnxFixture.Load(model);
-        var bytes = ClipOnnxExport.Full(f.Hyper, f.Weight).ToBytes();
+        var bytes = ClipOnnxExport.Full(f.Plan, f.Weight).ToBytes();
         using var s = new OnnxClipSession(bytes, Cpu);
         Assert.Equal(ClipOnnxKind.Full, s.Kind);
         AssertMatchesReference(model, s.Run(f.Pixels, f.ImageBatch, f.Ids, f.TextBatch), f);
@@ -44,8 +44,8 @@ public class OnnxClipParityTests(ITestOutputHelper output)
     public void Image_and_text_encoders_match_reference(string model)
     {
         using var f = OnnxFixture.Load(model);
-        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), Cpu);
-        using var txt = new OnnxClipSession(ClipOnnxExport.TextEncoder(f.Hyper, f.Weight).ToBytes(), Cpu);
+        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes(), Cpu);
+        using var txt = new OnnxClipSession(ClipOnnxExport.TextEncoder(f.Plan, f.Weight).ToBytes(), Cpu);
         Assert.Equal((ClipOnnxKind.Image, ClipOnnxKind.Text), (img.Kind, txt.Kind));
         AssertClose($"{model} image encoder", img.EncodeImage(f.Pixels, f.ImageBatch), f.Outputs["image_features"].Floats());
         AssertClose($"{model} text encoder", txt.EncodeText(f.Ids, f.TextBatch), f.Outputs["text_features"].Floats());
@@ -58,7 +58,7 @@ public class OnnxClipParityTests(ITestOutputHelper output)
     public void Later_opsets_match_reference(string model, int opset)
     {
         using var f = OnnxFixture.Load(model);
-        var b = ClipOnnxExport.Full(f.Hyper, f.Weight, new OnnxBuilderOptions { Opset = opset });
+        var b = ClipOnnxExport.Full(f.Plan, f.Weight, new OnnxBuilderOptions { Opset = opset });
         if (opset >= 20) Assert.Contains("Gelu", b.NodeOpTypes);
         using var s = new OnnxClipSession(b.ToBytes(), Cpu);
         AssertMatchesReference($"{model} opset {opset}", s.Run(f.Pixels, f.ImageBatch, f.Ids, f.TextBatch), f);
@@ -69,7 +69,7 @@ public class OnnxClipParityTests(ITestOutputHelper output)
     public void Dynamic_batch_rows_equal_single_rows(string model)
     {
         using var f = OnnxFixture.Load(model);
-        using var s = new OnnxClipSession(ClipOnnxExport.Full(f.Hyper, f.Weight).ToBytes(), Cpu);
+        using var s = new OnnxClipSession(ClipOnnxExport.Full(f.Plan, f.Weight).ToBytes(), Cpu);
         int e = s.EmbedDim, px = 3 * s.ImageSize * s.ImageSize, c = s.ContextLength;
         var pixels = f.Pixels;
         var ids = f.Ids;
@@ -99,9 +99,9 @@ public class OnnxClipParityTests(ITestOutputHelper output)
     {
         using var f = OnnxFixture.Load(model);
         var options = new OnnxClipSessionOptions { IntraOpNumThreads = 1, ConcurrentRuns = concurrentRuns };
-        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), options);
-        using var txt = new OnnxClipSession(ClipOnnxExport.TextEncoder(f.Hyper, f.Weight).ToBytes(), options);
-        using var single = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), Cpu);
+        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes(), options);
+        using var txt = new OnnxClipSession(ClipOnnxExport.TextEncoder(f.Plan, f.Weight).ToBytes(), options);
+        using var single = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes(), Cpu);
         // Arrays: odd batches (3 images, 4 captions) split into uneven parts, and more parts than items.
         var imageFeatures = img.EncodeImage(f.Pixels, f.ImageBatch);
         AssertClose($"{model} image encoder, {concurrentRuns} runs", imageFeatures, f.Outputs["image_features"].Floats());
@@ -114,15 +114,15 @@ public class OnnxClipParityTests(ITestOutputHelper output)
         using var tt = txt.EncodeText(ids);
         Assert.Equal(imageFeatures, ti.data<float>().ToArray());
         AssertClose($"{model} text encoder (tensor), {concurrentRuns} runs", tt.data<float>().ToArray(), f.Outputs["text_features"].Floats());
-        Assert.Throws<ArgumentOutOfRangeException>(() => new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), options with { ConcurrentRuns = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes(), options with { ConcurrentRuns = 0 }));
     }
 
     [Fact]
     public void Fp16_weights_stay_close_and_halve_the_file()
     {
         using var f = OnnxFixture.Load("openai/tiny-vit");
-        var b32 = ClipOnnxExport.Full(f.Hyper, f.Weight).ToBytes();
-        var b = ClipOnnxExport.Full(f.Hyper, f.Weight, new OnnxBuilderOptions { WeightStorage = OnnxWeightStorage.Float16 });
+        var b32 = ClipOnnxExport.Full(f.Plan, f.Weight).ToBytes();
+        var b = ClipOnnxExport.Full(f.Plan, f.Weight, new OnnxBuilderOptions { WeightStorage = OnnxWeightStorage.Float16 });
         var bytes = b.ToBytes();
         var info = OnnxModelInfo.Parse(bytes);
         Assert.All(info.Initializers, i => Assert.Equal(OnnxElementType.Float16, i.Type));
@@ -139,7 +139,7 @@ public class OnnxClipParityTests(ITestOutputHelper output)
     public void Torch_tensor_api_equals_array_api()
     {
         using var f = OnnxFixture.Load("openai/tiny-vit");
-        using var s = new OnnxClipSession(ClipOnnxExport.Full(f.Hyper, f.Weight).ToBytes(), Cpu);
+        using var s = new OnnxClipSession(ClipOnnxExport.Full(f.Plan, f.Weight).ToBytes(), Cpu);
         var arrays = s.Run(f.Pixels, f.ImageBatch, f.Ids, f.TextBatch);
         using var px = f.Inputs["pixel_values"].ToTensor();
         using var ids = f.Inputs["input_ids"].ToTensor();
@@ -153,7 +153,7 @@ public class OnnxClipParityTests(ITestOutputHelper output)
             Assert.Equal(arrays.LogitsPerText, lpt.data<float>().ToArray());
         }
         // A non-contiguous input is converted, not misread.
-        using var imgSession = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes(), Cpu);
+        using var imgSession = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes(), Cpu);
         using var swapped = px.transpose(2, 3).contiguous().transpose(2, 3);
         Assert.False(swapped.is_contiguous());
         using var feats = imgSession.EncodeImage(swapped);
@@ -168,7 +168,7 @@ public class OnnxClipParityTests(ITestOutputHelper output)
         try
         {
             var path = Path.Combine(dir.FullName, "clip.onnx");
-            ClipOnnxExport.Full(f.Hyper, f.Weight).Save(path);
+            ClipOnnxExport.Full(f.Plan, f.Weight).Save(path);
             var before = OnnxModelInfo.OpHistogram(path);
             var after = OnnxClipSession.OptimizedOpHistogram(path, Cpu);
             output.WriteLine("exported: " + string.Join(", ", before.Select(p => $"{p.Key}×{p.Value}")));

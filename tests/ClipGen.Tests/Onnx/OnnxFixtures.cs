@@ -1,29 +1,27 @@
 using ClipGen.Onnx;
-using TorchSharp;
+using ClipGen.Specs;
 
 namespace ClipGen.Tests.Onnx;
 
-/// <summary>The reference checkpoints with their hyper-parameters, inputs and outputs.</summary>
+/// <summary>The reference checkpoints with their plans (from the test specs), inputs and outputs.</summary>
 public sealed class OnnxFixture : IDisposable
 {
     public required string Name { get; init; }
-    public required ClipHyper Hyper { get; init; }
+    public required ClipPlan Plan { get; init; }
     public required SafeTensorsFile Model { get; init; }
     public required SafeTensorsFile Inputs { get; init; }
     public required SafeTensorsFile Outputs { get; init; }
 
-    readonly Dictionary<string, torch.Tensor> _tensors = new(StringComparer.Ordinal);
-    readonly object _gate = new();
-
-    /// <summary>The state_dict lookup the emitters read weights through.</summary>
-    public torch.Tensor Weight(string key)
+    /// <summary>The state_dict lookup the emitters read weights through (straight from the file's bytes).</summary>
+    public OnnxWeight Weight(string key)
     {
-        lock (_gate)
+        if (!Model.Entries.TryGetValue(key, out var e)) throw new KeyNotFoundException($"{Name}: no weight '{key}'");
+        return e.DType switch
         {
-            if (_tensors.TryGetValue(key, out var t)) return t;
-            if (!Model.Entries.TryGetValue(key, out var e)) throw new KeyNotFoundException($"{Name}: no weight '{key}'");
-            return _tensors[key] = e.ToTensor();
-        }
+            "F32" => new OnnxWeight(e.Shape, OnnxElementType.Float, e.Data),
+            "I64" => new OnnxWeight(e.Shape, OnnxElementType.Int64, e.Data),
+            _ => throw new InvalidDataException($"{Name}: '{key}' is {e.DType}"),
+        };
     }
 
     public float[] Pixels => Inputs["pixel_values"].Floats();
@@ -31,10 +29,7 @@ public sealed class OnnxFixture : IDisposable
     public int ImageBatch => (int)Inputs["pixel_values"].Shape[0];
     public int TextBatch => (int)Inputs["input_ids"].Shape[0];
 
-    public void Dispose()
-    {
-        foreach (var t in _tensors.Values) t.Dispose();
-    }
+    public void Dispose() { }
 
     public static readonly string[] All = ["openai/tiny-vit", "openai/tiny-rn", "open_clip/tiny-vit-gelu"];
 
@@ -42,20 +37,17 @@ public sealed class OnnxFixture : IDisposable
     {
         var dir = Fixtures.Path_("reference", name);
         var modelFile = name.StartsWith("open_clip", StringComparison.Ordinal) ? "open_clip_model.safetensors" : "model.safetensors";
-        var text8 = new TextHyper(77, 49408, Width: 8, Layers: 2, Heads: 2, OutputDim: 32, Activation.QuickGelu);
-        ClipHyper hyper = name switch
+        var plan = name switch
         {
-            "openai/tiny-vit" => new(32, new VitHyper(32, PatchSize: 8, Width: 64, Layers: 2, Heads: 1, OutputDim: 32, Activation.QuickGelu), text8),
-            "openai/tiny-rn" => new(32, new ResNetHyper(64, 1, 1, 1, 1, Width: 8, Heads: 4, OutputDim: 32), text8),
-            "open_clip/tiny-vit-gelu" => new(32,
-                new VitHyper(32, PatchSize: 8, Width: 64, Layers: 2, Heads: 2, OutputDim: 32, Activation.Gelu),
-                new TextHyper(77, 49408, Width: 32, Layers: 2, Heads: 2, OutputDim: 32, Activation.Gelu)),
+            "openai/tiny-vit" => Models.TinyVit.ModelPlan,
+            "openai/tiny-rn" => Models.TinyRn.ModelPlan,
+            "open_clip/tiny-vit-gelu" => Models.TinyVitGelu.ModelPlan,
             _ => throw new ArgumentException(name),
         };
         return new OnnxFixture
         {
             Name = name,
-            Hyper = hyper,
+            Plan = plan,
             Model = SafeTensorsFile.Read(Path.Combine(dir, modelFile)),
             Inputs = SafeTensorsFile.Read(Path.Combine(dir, "inputs.safetensors")),
             Outputs = SafeTensorsFile.Read(Path.Combine(dir, "outputs.safetensors")),

@@ -1,3 +1,4 @@
+using ClipGen.Specs;
 using ClipGen.Onnx;
 using Xunit;
 using Xunit.Abstractions;
@@ -16,7 +17,7 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
     public void Initializer_names_equal_state_dict_keys(string model)
     {
         using var f = OnnxFixture.Load(model);
-        var info = OnnxModelInfo.Parse(ClipOnnxExport.Full(f.Hyper, f.Weight).ToBytes());
+        var info = OnnxModelInfo.Parse(ClipOnnxExport.Full(f.Plan, f.Weight).ToBytes());
         var names = info.Initializers.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         Assert.Equal(names.Count, info.Initializers.Count);
         // BatchNorm's num_batches_tracked is a training counter that inference never reads; it is the only key left out.
@@ -25,26 +26,26 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
         output.WriteLine($"{model}: {names.Count} initializers = state_dict keys ({f.Model.Entries.Count - keys.Count} num_batches_tracked left out)");
 
         // Each tower's export holds exactly its own keys.
-        var visual = OnnxModelInfo.Parse(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes()).Initializers.Select(i => i.Name).ToHashSet();
+        var visual = OnnxModelInfo.Parse(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes()).Initializers.Select(i => i.Name).ToHashSet();
         Assert.Equal(keys.Where(k => k.StartsWith("visual.", StringComparison.Ordinal)).Order(), visual.Order());
-        var text = OnnxModelInfo.Parse(ClipOnnxExport.TextEncoder(f.Hyper, f.Weight).ToBytes()).Initializers.Select(i => i.Name).ToHashSet();
+        var text = OnnxModelInfo.Parse(ClipOnnxExport.TextEncoder(f.Plan, f.Weight).ToBytes()).Initializers.Select(i => i.Name).ToHashSet();
         Assert.Equal(keys.Where(k => !k.StartsWith("visual.", StringComparison.Ordinal) && k != "logit_scale").Order(), text.Order());
     }
 
     [Fact]
     public void Scopes_prefix_names_like_state_dict_keys()
     {
-        var b = new OnnxGraphBuilder();
         var requested = new List<string>();
-        TorchSharp.torch.Tensor W(string key) { requested.Add(key); return TorchSharp.torch.ones(2, 2); }
+        OnnxWeight W(string key) { requested.Add(key); return OnnxWeight.FromFloats([1, 1, 1, 1], 2, 2); }
+        var b = new OnnxGraphBuilder(weights: W);
         using (b.Scope("visual"))
         using (b.Scope("transformer"))
         using (b.Scope("resblocks.0"))
         using (b.Scope("attn"))
         {
             Assert.Equal("visual.transformer.resblocks.0.attn", b.CurrentScope);
-            var p1 = b.Parameter("in_proj_weight", W);
-            var p2 = b.Parameter("in_proj_weight", W);
+            var p1 = b.Parameter("in_proj_weight");
+            var p2 = b.Parameter("in_proj_weight");
             Assert.Same(p1, p2); // read once
         }
         Assert.Equal("", b.CurrentScope);
@@ -53,16 +54,17 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Hyper_parameters_that_do_not_match_the_checkpoint_fail_with_the_key()
+    public void A_plan_that_does_not_match_the_checkpoint_fails_with_the_key()
     {
         using var f = OnnxFixture.Load("openai/tiny-vit");
-        var wrongWidth = f.Hyper with { Vision = ((VitHyper)f.Hyper.Vision) with { Width = 32 } };
+        var spec = Models.TinyVit.ModelSpec;
+        var wrongWidth = ClipPlan.From(spec with { Vision = spec.Vision with { Width = 32, HeadWidth = 32 } });
         var e = Assert.Throws<ArgumentException>(() => ClipOnnxExport.ImageEncoder(wrongWidth, f.Weight));
         Assert.Contains("visual.conv1.weight", e.Message);
-        var wrongMlp = f.Hyper with { Text = f.Hyper.Text with { MlpRatio = 2 } };
+        var wrongMlp = ClipPlan.From(spec with { Text = spec.Text with { MlpRatio = 2 } });
         e = Assert.Throws<ArgumentException>(() => ClipOnnxExport.TextEncoder(wrongMlp, f.Weight));
         Assert.Contains("transformer.resblocks.0.mlp.c_fc.weight", e.Message);
-        var wrongContext = f.Hyper with { Text = f.Hyper.Text with { ContextLength = 64 } };
+        var wrongContext = ClipPlan.From(spec with { Text = spec.Text with { ContextLength = 64 } });
         e = Assert.Throws<ArgumentException>(() => ClipOnnxExport.Full(wrongContext, f.Weight));
         Assert.Contains("'positional_embedding'", e.Message);
     }
@@ -104,7 +106,7 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
         Assert.Empty(b.InitializerNames); // constants are nodes, so initializers stay the checkpoint's keys
 
         using var f = OnnxFixture.Load("openai/tiny-vit");
-        var model = global::Onnx.ModelProto.Parser.ParseFrom(ClipOnnxExport.Full(f.Hyper, f.Weight).ToBytes());
+        var model = global::Onnx.ModelProto.Parser.ParseFrom(ClipOnnxExport.Full(f.Plan, f.Weight).ToBytes());
         var constants = model.Graph.Node.Where(n => n.OpType == "Constant").Select(n => n.Attribute[0].T).ToList();
         var distinct = constants.Select(t => $"{t.DataType}|{string.Join(',', t.Dims)}|{t.RawData.ToBase64()}").Distinct().Count();
         output.WriteLine($"tiny-vit full export: {model.Graph.Node.Count} nodes, {constants.Count} constants, all distinct");
@@ -115,7 +117,7 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
     public void Metadata_round_trips_through_file_and_ort()
     {
         using var f = OnnxFixture.Load("openai/tiny-vit");
-        var b = ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight);
+        var b = ClipOnnxExport.ImageEncoder(f.Plan, f.Weight);
         b.Metadata["clipgen.model"] = "tiny-vit";
         b.Metadata["note"] = "ünïcode ✓";
         var bytes = b.ToBytes();
@@ -142,7 +144,7 @@ public class OnnxGraphBuilderTests(ITestOutputHelper output)
         try
         {
             var path = Path.Combine(dir.FullName, "model.onnx");
-            var b = ClipOnnxExport.Full(f.Hyper, f.Weight);
+            var b = ClipOnnxExport.Full(f.Plan, f.Weight);
             var inline = b.ToBytes();
             var data = b.Save(path, new OnnxSaveOptions { ExternalData = OnnxExternalDataMode.Always });
             Assert.Equal(Path.Combine(dir.FullName, "model.onnx.data"), data);

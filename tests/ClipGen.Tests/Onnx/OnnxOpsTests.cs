@@ -37,7 +37,7 @@ public class OnnxOpsTests
     public void Session_guards_kind_and_lengths()
     {
         using var f = OnnxFixture.Load("openai/tiny-vit");
-        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Hyper, f.Weight).ToBytes());
+        using var img = new OnnxClipSession(ClipOnnxExport.ImageEncoder(f.Plan, f.Weight).ToBytes());
         Assert.Throws<InvalidOperationException>(() => img.EncodeText(f.Ids, f.TextBatch));
         Assert.Throws<InvalidOperationException>(() => img.Run(f.Pixels, f.ImageBatch, f.Ids, f.TextBatch));
         Assert.Throws<ArgumentException>(() => img.EncodeImage(f.Pixels, f.ImageBatch + 1));
