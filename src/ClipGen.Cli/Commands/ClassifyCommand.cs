@@ -9,7 +9,9 @@ sealed class ClassifyCommand : ICommand
     public string Name => "classify";
     public string Summary => "zero-shot classify images against labels (probabilities per image)";
     public string Usage => "clipgen classify " + AppHelpers.ModelUsage + " --image a.jpg [--image b.png ...] --labels \"a diagram,a dog,a cat\" " +
-        "[--template \"a photo of a {}.\" ... | --templates FILE|single|ensemble] [--json]";
+        "[--template \"a photo of a {}.\" ... | --templates FILE|single|ensemble|big_vision] [--json]" +
+        "\n  Probabilities follow the model's training: a softmax over the labels (CLIP), or each label's own sigmoid (SigLIP)." +
+        "\n  Default templates: the model family's (single for CLIP, big_vision for SigLIP).";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -24,20 +26,24 @@ sealed class ClassifyCommand : ICommand
         if (images.Count == 0) throw new CliUsageException("give at least one --image");
         var labels = ParseLabels(labelsArg);
         if (templateArgs.Count > 0 && templatesArg is not null) throw new CliUsageException("give --template or --templates, not both");
-        IReadOnlyList<string> templates = templatesArg switch
+        IReadOnlyList<string>? templates = templatesArg switch
         {
-            null => templateArgs.Count > 0 ? templateArgs : Templates.Single,
+            null => templateArgs.Count > 0 ? templateArgs : null,
             _ when File.Exists(templatesArg) => Templates.Load(templatesArg),
             "single" => Templates.Single,
             "ensemble" => Templates.Ensemble,
-            _ => throw new ClipGenException($"templates file not found: {templatesArg} (or use 'single' or 'ensemble')"),
+            "big_vision" => Templates.BigVision,
+            _ => throw new ClipGenException($"templates file not found: {templatesArg} (or use 'single', 'ensemble' or 'big_vision')"),
         };
-        Templates.Validate(templates);
+        if (templates is not null) Templates.Validate(templates);
         foreach (var img in images)
             if (!File.Exists(img)) throw new ClipGenException($"{img}: file not found");
 
         using var pipeline = AppHelpers.Load(model, stderr);
         using var classifier = pipeline.CreateClassifier(labels, templates);
+        var rule = classifier.Rule == ProbabilityRule.Sigmoid
+            ? "sigmoid: each label's own probability, as the model was trained (SigLIP); they need not add up to 100 %"
+            : "softmax over the labels, as the model was trained (CLIP)";
         var (results, failures) = ClassifyEach(classifier, images);
         foreach (var f in failures) stderr.WriteLine($"error: {f.ReplaceLineEndings(" ")}");
 
@@ -51,6 +57,7 @@ sealed class ClassifyCommand : ICommand
                 {
                     w.WriteStartObject();
                     w.WriteString("image", r.Image);
+                    w.WriteString("rule", r.Rule == ProbabilityRule.Sigmoid ? "sigmoid" : "softmax");
                     w.WriteStartObject("probs");
                     for (int i = 0; i < r.Labels.Count; i++) w.WriteNumber(r.Labels[i], r.Probabilities[i]);
                     w.WriteEndObject();
@@ -62,6 +69,7 @@ sealed class ClassifyCommand : ICommand
         }
         else
         {
+            stdout.WriteLine($"probabilities: {rule}");
             foreach (var r in results)
             {
                 stdout.WriteLine(r.Image);

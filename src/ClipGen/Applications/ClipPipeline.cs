@@ -207,7 +207,7 @@ public sealed class ClipPipeline : IDisposable
 
     // ------------------------------------------------------------------ applications
 
-    /// <summary>A zero-shot classifier over <paramref name="labels"/> (templates: <see cref="Templates.Single"/> by default).</summary>
+    /// <summary>A zero-shot classifier over <paramref name="labels"/> (templates: the model family's default, <see cref="Templates.Default"/>).</summary>
     public ZeroShotClassifier CreateClassifier(IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null) =>
         new(this, labels, templates);
 

@@ -1,4 +1,5 @@
 using ClipGen.Modeling;
+using ClipGen.Specs;
 using static TorchSharp.torch;
 
 namespace ClipGen.Applications;
@@ -21,6 +22,24 @@ public static class Templates
         "a drawing of a {}.",
         "a low-resolution photo of a {}.",
     ];
+
+    /// <summary>
+    /// big_vision's <c>clip_best</c> prompts, the ones its SigLIP zero-shot evaluations use, canonicalized as big_vision does
+    /// (lower case, no punctuation): the default for sigmoid-loss models.
+    /// </summary>
+    public static IReadOnlyList<string> BigVision { get; } =
+    [
+        "itap of a {}",
+        "a bad photo of the {}",
+        "a origami {}",
+        "a photo of the large {}",
+        "a {} in a video game",
+        "art of the {}",
+        "a photo of the small {}",
+    ];
+
+    /// <summary>The default templates of a model's family: <see cref="BigVision"/> for SigLIP (sigmoid loss), <see cref="Single"/> otherwise.</summary>
+    public static IReadOnlyList<string> Default(ClipSpec spec) => spec.Loss == LossKind.SigLip ? BigVision : Single;
 
     /// <summary>Templates from a text file: one per line; blank lines and lines starting with <c>#</c> are ignored.</summary>
     public static IReadOnlyList<string> Load(string path)
@@ -55,11 +74,21 @@ public static class Templates
 /// <summary>One label and its probability.</summary>
 public readonly record struct LabelScore(string Label, double Probability);
 
+/// <summary>How a zero-shot classifier turns logits into probabilities: the rule the model was trained with.</summary>
+public enum ProbabilityRule
+{
+    /// <summary>CLIP (InfoNCE): a softmax over the labels; the probabilities add up to 1.</summary>
+    Softmax,
+    /// <summary>SigLIP (sigmoid loss): sigmoid(logit_scale·cos + logit_bias) for each label on its own; they need not add up to 1.</summary>
+    Sigmoid,
+}
+
 /// <summary>The zero-shot result for one image.</summary>
 /// <param name="Image">The image's path, when it came from a file.</param>
 /// <param name="Labels">The classifier's labels, in their order.</param>
-/// <param name="Probabilities">Softmax over the labels, in the labels' order.</param>
-public sealed record ZeroShotResult(string? Image, IReadOnlyList<string> Labels, IReadOnlyList<double> Probabilities)
+/// <param name="Probabilities">Each label's probability under <paramref name="Rule"/>, in the labels' order.</param>
+/// <param name="Rule">Softmax over the labels (CLIP) or each label's own sigmoid (SigLIP).</param>
+public sealed record ZeroShotResult(string? Image, IReadOnlyList<string> Labels, IReadOnlyList<double> Probabilities, ProbabilityRule Rule = ProbabilityRule.Softmax)
 {
     /// <summary>Labels by decreasing probability (ties keep the labels' order).</summary>
     public IReadOnlyList<LabelScore> Ranked =>
@@ -72,7 +101,8 @@ public sealed record ZeroShotResult(string? Image, IReadOnlyList<string> Labels,
 /// <summary>
 /// CLIP zero-shot classification. Each class is embedded as OpenAI did: the normalised text embeddings of every
 /// template filled with the label, averaged, then normalised again. Class embeddings are computed once, on first
-/// use. Probabilities are <c>softmax(exp(logit_scale) · cos(image, class))</c>.
+/// use. Probabilities follow the rule the model was trained with (<see cref="Rule"/>): <c>softmax(exp(logit_scale) · cos)</c>
+/// over the labels for CLIP, <c>sigmoid(exp(logit_scale) · cos + logit_bias)</c> for each label of a SigLIP model.
 /// </summary>
 public sealed class ZeroShotClassifier : IDisposable
 {
@@ -81,20 +111,24 @@ public sealed class ZeroShotClassifier : IDisposable
 
     /// <summary>
     /// A classifier over <paramref name="labels"/> (non-empty, none blank, no duplicates) with
-    /// <paramref name="templates"/> (default <see cref="Templates.Single"/>). The pipeline is not owned.
+    /// <paramref name="templates"/> (default: the family's, <see cref="Templates.Default"/>). The pipeline is not owned.
     /// </summary>
     public ZeroShotClassifier(ClipPipeline pipeline, IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         _pipeline = pipeline;
         Labels = ValidateLabels(labels);
-        Templates = (templates ?? Applications.Templates.Single).ToArray();
+        Templates = (templates ?? Applications.Templates.Default(pipeline.Spec)).ToArray();
+        Rule = pipeline.Spec.Loss == LossKind.SigLip ? ProbabilityRule.Sigmoid : ProbabilityRule.Softmax;
         Applications.Templates.Validate(Templates);
         _classEmbeddings = new Lazy<Tensor>(ComputeClassEmbeddings, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public IReadOnlyList<string> Labels { get; }
     public IReadOnlyList<string> Templates { get; }
+
+    /// <summary>How logits become probabilities: the rule the model was trained with (its spec's <c>loss</c>).</summary>
+    public ProbabilityRule Rule { get; }
     public ClipPipeline Pipeline => _pipeline;
 
     /// <summary>How often the class embeddings were computed (0 or 1).</summary>
@@ -143,16 +177,17 @@ public sealed class ZeroShotClassifier : IDisposable
         return LogitsOfEmbeddings(emb);
     }
 
-    /// <summary>Softmax probabilities per image of normalised image embeddings [N, D].</summary>
+    /// <summary>Probabilities per image (under <see cref="Rule"/>) of normalised image embeddings [N, D].</summary>
     public IReadOnlyList<ZeroShotResult> ClassifyEmbeddings(Tensor imageEmbeddings, IReadOnlyList<string?>? images = null)
     {
         using var logits = LogitsOfEmbeddings(imageEmbeddings);
-        using var probs = logits.to(ScalarType.Float64).softmax(1);
+        using var wide = logits.to(ScalarType.Float64);
+        using var probs = Rule == ProbabilityRule.Sigmoid ? wide.sigmoid() : wide.softmax(1);
         var p = probs.data<double>().ToArray();
         int n = (int)logits.shape[0], c = Labels.Count;
         var results = new ZeroShotResult[n];
         for (int i = 0; i < n; i++)
-            results[i] = new ZeroShotResult(images?[i], Labels, p.AsSpan(i * c, c).ToArray());
+            results[i] = new ZeroShotResult(images?[i], Labels, p.AsSpan(i * c, c).ToArray(), Rule);
         return results;
     }
 
