@@ -39,7 +39,7 @@ namespace ClipGen.Specs
             var t = spec.Text;
             var text = new TextPlan(t.ContextLength, t.VocabSize, t.Width,
                 TransformerPlan.Create(t.Width, t.Layers, t.Heads, (int)(t.Width * t.MlpRatio), t.Activation, t.NormEps, t.LayerScale, t.CausalMask),
-                new LayerNormPlan(t.Width, t.NormEps), t.Pooling, t.EosId, t.Proj, t.ProjBias, t.Proj == ProjectionKind.Linear ? spec.EmbedDim : t.Width);
+                new LayerNormPlan(t.Width, t.NormEps), t.Pooling, t.EosId, t.PadId, t.Proj, t.ProjBias, t.Proj == ProjectionKind.Linear ? spec.EmbedDim : t.Width);
 
             var (hf, why) = HuggingFaceFamily(spec, vision, text);
             bool bias = spec.Loss == LossKind.SigLip;

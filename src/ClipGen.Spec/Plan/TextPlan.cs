@@ -5,10 +5,12 @@ namespace ClipGen.Specs
     /// pooling, and the projection: none, a matrix <c>text_projection</c> [W, E], or a Linear with a bias
     /// (<c>text_projection.weight</c> [E, W], <c>.bias</c>). Its keys sit at the model's root, as in OpenAI's CLIP
     /// (open_clip's <c>CustomTextCLIP</c> puts them under <c>text.</c>, Hugging Face under <c>text_model.</c>).
+    /// Token rows shorter than the context are padded with <see cref="PadId"/> to the full context, as the tokenizers do, so that
+    /// every backend sees the same sequence (padding matters to a non-causal tower and to last / mean pooling).
     /// </summary>
     public sealed record TextPlan(
         int ContextLength, int VocabSize, int Width, TransformerPlan Transformer, LayerNormPlan LnFinal, TextPooling Pooling,
-        int EosId, ProjectionKind Proj, bool ProjBias, int OutputDim)
+        int EosId, int PadId, ProjectionKind Proj, bool ProjBias, int OutputDim)
     {
         public bool Causal => Transformer.Block.Attention.Causal;
         public int Heads => Transformer.Block.Attention.Heads;

@@ -304,7 +304,7 @@ public sealed class OnnxClipBackend : IClipBackend
         if (inputIds.dim() != 2 || inputIds.shape[1] > c || inputIds.shape[1] < 1)
             throw new ClipGenException($"{Spec.Name} expects input_ids of shape [N,L] with 1 <= L <= {c}, got [{string.Join(",", inputIds.shape)}]");
         if (inputIds.shape[1] == c) return _text.EncodeText(inputIds);
-        using var padded = nn.functional.pad(inputIds.to(ScalarType.Int64), [0, c - inputIds.shape[1]]);
+        using var padded = nn.functional.pad(inputIds.to(ScalarType.Int64), [0, c - inputIds.shape[1]], value: Spec.Text.PadId);
         return _text.EncodeText(padded);
     }
 

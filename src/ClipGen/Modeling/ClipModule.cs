@@ -94,15 +94,19 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
         return visual.call(pixelValues);
     }
 
-    /// <summary>Text features, unnormalised: [N, L] int64 token ids (L ≤ context_length) → [N, embed_dim].</summary>
+    /// <summary>
+    /// Text features, unnormalised: [N, L] int64 token ids (L ≤ context_length; shorter rows are padded with the spec's
+    /// <c>pad_id</c> to the context, as its tokenizer does) → [N, embed_dim].
+    /// </summary>
     public Tensor EncodeText(Tensor inputIds)
     {
         CheckTokens(inputIds);
         using var scope = NewDisposeScope();
         var t = Plan.Text;
-        long l = inputIds.shape[1];
+        if (inputIds.shape[1] < t.ContextLength)
+            inputIds = nn.functional.pad(inputIds.to(ScalarType.Int64), [0, t.ContextLength - inputIds.shape[1]], value: t.PadId);
         var x = token_embedding.call(inputIds);
-        x = x + positional_embedding.narrow(0, 0, l);
+        x = x + positional_embedding;
         x = transformer.call(x);
         x = ln_final.call(x);
         x = Pooling.Text(x, inputIds, t.Pooling, t.EosId);

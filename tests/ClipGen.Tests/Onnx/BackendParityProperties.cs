@@ -12,31 +12,44 @@ using static TorchSharp.torch;
 namespace ClipGen.Tests.Onnx;
 
 /// <summary>
-/// A small valid CLIP spec, its weights and inputs, described by small non-negative ints so that FsCheck shrinks it
-/// field by field towards the simplest model (ViT, QuickGELU, 1 head, 1 layer, …). Every field is an index; 0 is simplest.
+/// A small valid CLIP spec of any family, its weights and inputs, described by small non-negative ints so that FsCheck shrinks
+/// it field by field towards the simplest model (an OpenAI-style ViT, QuickGELU, 1 head, 1 layer, …). Every field is an index;
+/// 0 is the simplest. The family fields cover the spec language's feature space: class token, pooling (class token, mean,
+/// attention head), patch bias, ln_pre, final_ln_after_pool, LayerScale, projections, activations (QuickGELU, GELU, GELU tanh),
+/// LayerNorm eps, text pooling (argmax, eos, last, first, mean), causal mask, timm / CustomTextCLIP layouts and the sigmoid loss.
+/// A combination the format forbids is mapped to the nearest valid one, so every seed is a valid spec.
 /// </summary>
 public sealed record SpecSeed(
-    int ResNet, int Gelu,
+    int ResNet, int TextAct,
     int VisionHeadsLog, int VisionHeadDimLog, int VisionLayers, int PatchLog, int Grid, int MlpIdx,
     int ResNetWidthLog, int ResNetLayers, int PoolHeadsLog, int ResNetSize,
     int TextHeadsLog, int TextHeadDimLog, int TextLayers, int Context, int Vocab, int EmbedLog,
-    int Batch, int Seed)
+    int Batch, int Seed,
+    int NoClassToken, int Pool, int PatchBias, int NoLnPre, int LnAfterPool, int LayerScale, int NoVisionProj, int VisionAct,
+    int TextPool, int NoCausal, int TextProj, int Eps, int TextLayerScale, int Timm, int CustomText, int Siglip)
 {
     /// <summary>Inclusive upper bounds of the fields, in declaration order.</summary>
-    public static readonly int[] Max = [1, 1, 2, 2, 2, 2, 3, 2, 2, 1, 2, 1, 2, 2, 2, 15, 3, 3, 3, 1000];
+    public static readonly int[] Max = [1, 2, 2, 2, 2, 2, 3, 2, 2, 1, 2, 1, 2, 2, 2, 15, 3, 3, 3, 1000,
+        1, 2, 1, 1, 1, 1, 1, 2, 4, 1, 2, 1, 1, 1, 1, 1];
 
-    public int[] Fields => [ResNet, Gelu, VisionHeadsLog, VisionHeadDimLog, VisionLayers, PatchLog, Grid, MlpIdx, ResNetWidthLog, ResNetLayers, PoolHeadsLog, ResNetSize,
-        TextHeadsLog, TextHeadDimLog, TextLayers, Context, Vocab, EmbedLog, Batch, Seed];
+    public int[] Fields => [ResNet, TextAct, VisionHeadsLog, VisionHeadDimLog, VisionLayers, PatchLog, Grid, MlpIdx, ResNetWidthLog, ResNetLayers, PoolHeadsLog, ResNetSize,
+        TextHeadsLog, TextHeadDimLog, TextLayers, Context, Vocab, EmbedLog, Batch, Seed,
+        NoClassToken, Pool, PatchBias, NoLnPre, LnAfterPool, LayerScale, NoVisionProj, VisionAct, TextPool, NoCausal, TextProj, Eps, TextLayerScale, Timm, CustomText, Siglip];
 
-    public static SpecSeed From(int[] f) => new(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17], f[18], f[19]);
+    public static SpecSeed From(int[] f) => new(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17], f[18], f[19],
+        f[20], f[21], f[22], f[23], f[24], f[25], f[26], f[27], f[28], f[29], f[30], f[31], f[32], f[33], f[34], f[35]);
 
     public int BatchSize => Batch + 1;
+
+    static readonly ActivationKind[] Acts = [ActivationKind.QuickGelu, ActivationKind.Gelu, ActivationKind.GeluTanh];
+    static readonly TextPooling[] TextPools = [TextPooling.Argmax, TextPooling.Eos, TextPooling.Last, TextPooling.First, TextPooling.Mean];
 
     public ClipSpec ToSpec()
     {
         bool resnet = ResNet == 1;
         int embed = 4 << EmbedLog;                                   // 4..32
         int textHeads = 1 << TextHeadsLog, textWidth = textHeads * (2 << TextHeadDimLog);
+        double eps = Eps == 1 ? 1e-6 : 1e-5;
         VisionSpec vision;
         if (resnet)
         {
@@ -46,27 +59,41 @@ public sealed record SpecSeed(
             {
                 Kind = VisionKind.ModifiedResNet, ImageSize = 32 * (ResNetSize + 1), Width = width,
                 Layers = new[] { 1 + ResNetLayers, 1, 1 + ResNetLayers, 1 }.ToEquatableArray(), HeadWidth = width * 32 / heads, MlpRatio = 4,
+                Activation = Acts[TextAct],
             };
         }
         else
         {
             int heads = 1 << VisionHeadsLog, width = heads * (4 << VisionHeadDimLog), patch = 2 << PatchLog;
+            bool classToken = NoClassToken == 0;
+            var pool = Pool switch { 2 => VisionPooling.Attention, 1 => VisionPooling.Mean, _ => classToken ? VisionPooling.ClassToken : VisionPooling.Mean };
+            bool patchBias = PatchBias == 1, lnPre = NoLnPre == 0;
+            bool timm = Timm == 1 && patchBias != lnPre;             // timm's ViT has a patch bias exactly when it has no pre-norm
+            bool proj = NoVisionProj == 0;
+            if (!proj) embed = width;                                // no projection: the tower's width is the embedding
             vision = new VisionSpec
             {
                 Kind = VisionKind.VisionTransformer, ImageSize = patch * (Grid + 1), PatchSize = patch, Width = width,
                 Layers = new[] { 1 + VisionLayers }.ToEquatableArray(), HeadWidth = width / heads, MlpRatio = new[] { 4.0, 2.0, 2.5 }[MlpIdx],
-                Activation = Gelu == 1 ? ActivationKind.Gelu : ActivationKind.QuickGelu,
+                Activation = Acts[VisionAct], ClassToken = classToken, Pool = pool, PatchBias = patchBias, LnPre = lnPre,
+                FinalLnAfterPool = LnAfterPool == 1, LayerScale = LayerScale == 1 ? 0.1 : null, NormEps = eps,
+                Proj = proj ? ProjectionKind.Linear : ProjectionKind.None, TimmModelName = timm ? "vit_base_patch16_siglip_224" : "",
             };
         }
+        // A text tower without projection needs width = embed_dim; otherwise project.
+        var textProj = TextProj == 2 && textWidth != embed ? 0 : TextProj;
         return new ClipSpec
         {
             Name = "prop", ClassName = "Prop", EmbedDim = embed,
-            InitLogitScale = SpecDefaults.ClipInitLogitScale,
+            InitLogitScale = SpecDefaults.ClipInitLogitScale, Loss = Siglip == 1 ? LossKind.SigLip : LossKind.Clip, InitLogitBias = -5,
+            CustomText = CustomText == 1,
             Vision = vision,
             Text = new TextSpec
             {
                 ContextLength = 2 + Context, VocabSize = 8 << Vocab, Width = textWidth, Heads = textHeads, Layers = 1 + TextLayers,
-                MlpRatio = 4, Pooling = TextPooling.Argmax, EosId = (8 << Vocab) - 1, Activation = Gelu == 1 ? ActivationKind.Gelu : ActivationKind.QuickGelu,
+                MlpRatio = 4, Pooling = TextPools[TextPool], EosId = (8 << Vocab) - 1, PadId = 0, Activation = Acts[TextAct],
+                CausalMask = NoCausal == 0, Proj = textProj == 2 ? ProjectionKind.None : ProjectionKind.Linear, ProjBias = textProj == 1,
+                NormEps = eps, LayerScale = TextLayerScale == 1 ? 0.1 : null,
             },
             Tokenizer = new TokenizerSpec { Kind = "bytes" },
             Preprocess = new PreprocessSpec { ImageSize = vision.ImageSize, Mean = new[] { 0.5, 0.5, 0.5 }.ToEquatableArray(), Std = new[] { 0.5, 0.5, 0.5 }.ToEquatableArray() },
@@ -76,11 +103,16 @@ public sealed record SpecSeed(
     public override string ToString()
     {
         var s = ToSpec();
-        var tower = s.Vision.Kind == VisionKind.VisionTransformer
-            ? $"ViT {s.Vision.ImageSize}px/{s.Vision.PatchSize} w{s.Vision.Width} h{ClipPlan.From(s).VisionHeads} L{s.Vision.Layers[0]} mlp×{s.Vision.MlpRatio}"
-            : $"RN {s.Vision.ImageSize}px w{s.Vision.Width} [{string.Join(",", s.Vision.Layers)}] pool heads {ClipPlan.From(s).VisionHeads}";
-        return $"{tower}; text w{s.Text.Width} h{s.Text.Heads} L{s.Text.Layers} ctx{s.Text.ContextLength} vocab{s.Text.VocabSize}; embed {s.EmbedDim}; " +
-               $"{s.Activation}; batch {BatchSize}; seed {Seed}  [{string.Join(",", Fields)}]";
+        var v = s.Vision;
+        var tower = v.Kind == VisionKind.VisionTransformer
+            ? $"ViT {v.ImageSize}px/{v.PatchSize} w{v.Width} h{ClipPlan.From(s).VisionHeads} L{v.Layers[0]} mlp×{v.MlpRatio} {SpecWords.Activation[v.Activation]}" +
+              $"{(v.ClassToken ? "" : " no-cls")} pool:{SpecWords.VisionPooling[v.Pool]}{(v.PatchBias ? " patch-bias" : "")}{(v.LnPre ? "" : " no-ln_pre")}" +
+              $"{(v.FinalLnAfterPool ? " ln-after-pool" : "")}{(v.LayerScale is null ? "" : " ls")}{(v.Proj == ProjectionKind.None ? " no-proj" : "")}{(v.TimmModelName.Length > 0 ? " timm" : "")}"
+            : $"RN {v.ImageSize}px w{v.Width} [{string.Join(",", v.Layers)}] pool heads {ClipPlan.From(s).VisionHeads}";
+        var t = s.Text;
+        return $"{tower}; text w{t.Width} h{t.Heads} L{t.Layers} ctx{t.ContextLength} vocab{t.VocabSize} {SpecWords.Activation[t.Activation]} pool:{SpecWords.TextPooling[t.Pooling]}" +
+               $"{(t.CausalMask ? "" : " non-causal")} proj:{(t.Proj == ProjectionKind.None ? "none" : t.ProjBias ? "linear+bias" : "matrix")}{(t.LayerScale is null ? "" : " ls")} eps {t.NormEps}; " +
+               $"embed {s.EmbedDim}{(s.CustomText ? "; custom_text" : "")}{(s.Loss == LossKind.SigLip ? "; siglip" : "")}; batch {BatchSize}; seed {Seed}  [{string.Join(",", Fields)}]";
     }
 }
 
@@ -142,6 +174,7 @@ public static class BackendParity
             if (!t.is_floating_point()) continue;
             if (key.EndsWith("running_var", StringComparison.Ordinal)) t.copy_(rand(t.shape, generator: gen) + 0.5);
             else if (key == "logit_scale") t.fill_(2.0);
+            else if (key.EndsWith(".gamma", StringComparison.Ordinal)) t.copy_(randn(t.shape, generator: gen) * 0.2 + 1.0);
             else t.copy_(randn(t.shape, generator: gen) * 0.2);
         }
     }
@@ -179,6 +212,33 @@ public class BackendParityProperties
     [Property(Arbitrary = [typeof(SpecSeedArbitrary)], MaxTest = 40, QuietOnSuccess = true)]
     public void Onnx_runtime_equals_torchsharp_on_random_specs(SpecSeed seed) => BackendParity.AssertParity(seed);
 
+    /// <summary>The plan's key table is exactly the module's state_dict: names, order, shapes and dtypes.</summary>
+    [Property(Arbitrary = [typeof(SpecSeedArbitrary)], MaxTest = 60, QuietOnSuccess = true)]
+    public void Key_table_equals_state_dict_on_random_specs(SpecSeed seed)
+    {
+        var spec = seed.ToSpec();
+        using var model = new RuntimeClipModel(spec);
+        var state = model.state_dict().Select(kv => (kv.Key, Shape: string.Join(",", kv.Value.shape), DType: kv.Value.dtype == ScalarType.Int64 ? "int64" : "float32")).ToList();
+        var table = ClipPlan.From(spec).KeyTable.Select(k => (k.Key, Shape: string.Join(",", k.Shape), k.DType)).ToList();
+        Assert.True(state.SequenceEqual(table), $"{seed}\nstate_dict: {string.Join(" ", state.Select(x => x.Key))}\nkey table:  {string.Join(" ", table.Select(x => x.Key))}");
+    }
+
+    /// <summary>
+    /// A model's weights written in every layout that can hold the spec (OpenAI's, open_clip's own, Hugging Face's) and read back
+    /// give the same tensors, bit for bit; the configs written beside them infer the same architecture.
+    /// </summary>
+    [Property(Arbitrary = [typeof(SpecSeedArbitrary)], MaxTest = 30, QuietOnSuccess = true)]
+    public void Weights_round_trip_through_every_layout(SpecSeed seed) => LayoutRoundTrip.Assert(seed);
+
+    [Fact]
+    public void Every_layout_is_exercised_by_the_round_trip()
+    {
+        var rng = new Random(11);
+        for (int i = 0; i < 24; i++) LayoutRoundTrip.Assert(SpecSeed.From(SpecSeed.Max.Select(m => rng.Next(0, m + 1)).ToArray()));
+        foreach (var target in Enum.GetValues<ClipGen.Checkpoints.ConversionTarget>())
+            Assert.True(LayoutRoundTrip.Exercised.TryGetValue(target, out var n) && n > 0, $"no random spec was written as {target}");
+    }
+
     [Fact]
     public void Shrinking_reaches_the_minimal_failing_spec()
     {
@@ -210,6 +270,54 @@ public class BackendParityProperties
             var s = SpecSeed.From(SpecSeed.Max.Select(m => rng.Next(0, m + 1)).ToArray()).ToSpec();
             Assert.Equal(ClipPlan.From(s).Vision.ImageSize, s.Vision.ImageSize);
             Assert.Equal(KeyTable.Build(s).Count, KeyTable.Build(s).Select(k => k.Key).Distinct().Count());
+            // Valid: its YAML reads back as the same spec, with no diagnostic.
+            Assert.Equal(s, SpecResolver.ResolveSingle("prop.yaml", SpecYamlWriter.Write(s)));
         }
+    }
+}
+
+/// <summary>Writes a random model in every layout that can hold it and reads it back.</summary>
+public static class LayoutRoundTrip
+{
+    /// <summary>How many conversions each target has done in this test run (so a test can prove every layout was exercised).</summary>
+    public static readonly System.Collections.Concurrent.ConcurrentDictionary<ClipGen.Checkpoints.ConversionTarget, int> Exercised = new();
+
+    public static void Assert(SpecSeed seed)
+    {
+        var spec = seed.ToSpec();
+        var plan = ClipPlan.From(spec);
+        using var model = new RuntimeClipModel(spec);
+        BackendParity.Randomize(model, seed.Seed);
+        var dir = TestUtil.TempDir();
+        var source = Path.Combine(dir, "model.safetensors");
+        var state = model.state_dict();
+        ClipGen.IO.TensorFiles.SaveSafetensors(source, state);
+        foreach (var target in Enum.GetValues<ClipGen.Checkpoints.ConversionTarget>())
+        {
+            var output = Path.Combine(dir, target.ToString());
+            try { ClipGen.Checkpoints.CheckpointConverter.Convert(spec, source, target, output); }
+            catch (ClipGenException e) when (target != ClipGen.Checkpoints.ConversionTarget.OpenAI)
+            {
+                // A layout that cannot hold the spec must say so before writing anything.
+                Xunit.Assert.False(Directory.Exists(output) && Directory.EnumerateFiles(output).Any(), $"{seed}: {target} refused ({e.Message}) after writing files");
+                continue;
+            }
+            Exercised.AddOrUpdate(target, 1, (_, n) => n + 1);
+            using var back = ClipModelFactory.Load(spec, output);
+            var backState = back.state_dict();
+            foreach (var (key, t) in state)
+                Xunit.Assert.True(t.equal(backState[key]).item<bool>(), $"{seed}: {target} round trip changed '{key}'");
+            if (target == ClipGen.Checkpoints.ConversionTarget.OpenAI) continue;
+            // The config written beside the weights describes the same architecture.
+            var inferred = ClipGen.Checkpoints.SpecInference.Infer(output, "prop").Spec;
+            Xunit.Assert.Equal(Normalize(plan, target), Normalize(ClipPlan.From(inferred), target));
+        }
+    }
+
+    /// <summary>The plan without what configs need not carry (names, initial values, end/pad ids; HF's eos pooling equals argmax).</summary>
+    static ClipPlan Normalize(ClipPlan p, ClipGen.Checkpoints.ConversionTarget target)
+    {
+        var pooling = target == ClipGen.Checkpoints.ConversionTarget.HuggingFace && p.Text.Pooling == TextPooling.Argmax ? TextPooling.Eos : p.Text.Pooling;
+        return p with { Name = "", InitLogitScale = 0, InitLogitBias = 0, Text = p.Text with { EosId = 0, PadId = 0, Pooling = pooling } };
     }
 }
