@@ -163,7 +163,7 @@ public sealed class ClipCheckpoint : IDisposable
             var text = OpenClipTowerActivation(ConfigValues.Object(mc, "text_cfg", config + " model_cfg"), quick, config + " text_cfg");
             var visionCfg = ConfigValues.Object(mc, "vision_cfg", config + " model_cfg");
             var vision = visionCfg is { } vc && ConfigValues.String(vc, "timm_model_name", config + " vision_cfg") is { Length: > 0 } timm
-                ? TimmVit.Find(timm)?.Activation
+                ? TimmVit.Find(timm)?.With(ConfigValues.Object(vc, "timm_model_kwargs", config + " vision_cfg"), config + " vision_cfg.timm_model_kwargs").Activation
                 : OpenClipTowerActivation(visionCfg, quick, config + " vision_cfg");
             return new ActivationClaim(vision, text,
                 $"{config} says quick_gelu: {(quick ? "true" : "false")}" + (mc.TryGetProperty("quick_gelu", out _) ? "" : " (open_clip's default)"));

@@ -85,7 +85,7 @@ public sealed record SpecSeed(
         return new ClipSpec
         {
             Name = "prop", ClassName = "Prop", EmbedDim = embed,
-            InitLogitScale = SpecDefaults.ClipInitLogitScale, Loss = Siglip == 1 ? LossKind.SigLip : LossKind.Clip, InitLogitBias = -5,
+            InitLogitScale = SpecDefaults.ClipInitLogitScale, Loss = Siglip == 1 ? LossKind.SigLip : LossKind.Clip, InitLogitBias = Siglip == 1 ? -5 : SpecDefaults.InitLogitBias,
             CustomText = CustomText == 1,
             Vision = vision,
             Text = new TextSpec
@@ -218,9 +218,16 @@ public class BackendParityProperties
     {
         var spec = seed.ToSpec();
         using var model = new RuntimeClipModel(spec);
-        var state = model.state_dict().Select(kv => (kv.Key, Shape: string.Join(",", kv.Value.shape), DType: kv.Value.dtype == ScalarType.Int64 ? "int64" : "float32")).ToList();
-        var table = ClipPlan.From(spec).KeyTable.Select(k => (k.Key, Shape: string.Join(",", k.Shape), k.DType)).ToList();
+        var plan = ClipPlan.From(spec);
+        // Every entry with its shape and dtype (TorchSharp lists buffers after all parameters, so compare as sets) ...
+        var state = model.state_dict().Select(kv => (kv.Key, Shape: string.Join(",", kv.Value.shape), DType: kv.Value.dtype == ScalarType.Int64 ? "int64" : "float32"))
+            .OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
+        var table = plan.KeyTable.Select(k => (k.Key, Shape: string.Join(",", k.Shape), k.DType)).OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
         Assert.True(state.SequenceEqual(table), $"{seed}\nstate_dict: {string.Join(" ", state.Select(x => x.Key))}\nkey table:  {string.Join(" ", table.Select(x => x.Key))}");
+        // ... and the parameters in PyTorch's order.
+        var parameters = model.named_parameters().Select(p => p.name).ToList();
+        Assert.Equal(plan.KeyTable.Where(k => k.Kind == KeyKind.Parameter).Select(k => k.Key), parameters);
+        Assert.Equal(plan.ParameterCount, model.parameters().Sum(p => p.numel()));
     }
 
     /// <summary>
@@ -230,9 +237,42 @@ public class BackendParityProperties
     [Property(Arbitrary = [typeof(SpecSeedArbitrary)], MaxTest = 30, QuietOnSuccess = true)]
     public void Weights_round_trip_through_every_layout(SpecSeed seed) => LayoutRoundTrip.Assert(seed);
 
+    /// <summary>A SigLIP-shaped seed: timm tower without class token, attention pool, no projection; non-causal text pooled last, Linear head; sigmoid loss.</summary>
+    static SpecSeed SigLipSeed
+    {
+        get
+        {
+            var f = new int[SpecSeed.Max.Length];
+            f[20] = 1; f[21] = 2; f[22] = 1; f[23] = 1; f[26] = 1; f[28] = 2; f[29] = 1; f[30] = 1; f[31] = 1; f[33] = 1; f[34] = 1; f[35] = 1;
+            return SpecSeed.From(f);
+        }
+    }
+
+    [Fact]
+    public void SigLip_preset_is_held_by_every_layout_and_runs_alike_on_both_backends()
+    {
+        var spec = SigLipSeed.ToSpec();
+        var plan = ClipPlan.From(spec);
+        Assert.Equal(HfFamily.Siglip, plan.HuggingFace);
+        Assert.True(plan.Supports(WeightLayout.OpenClip, out _));
+        BackendParity.AssertParity(SigLipSeed);
+    }
+
+    [Fact]
+    public void Timm_tower_with_a_class_token_round_trips_through_open_clip()
+    {
+        // Found by the round-trip property: a timm tower (patch bias, no ln_pre, eps 1e-6) pooled on a class token.
+        var f = new int[SpecSeed.Max.Length];
+        f[22] = 1; f[23] = 1; f[31] = 1; f[33] = 1;
+        LayoutRoundTrip.Assert(SpecSeed.From(f));
+    }
+
     [Fact]
     public void Every_layout_is_exercised_by_the_round_trip()
     {
+        // The simplest seed is an OpenAI-style CLIP (Hugging Face's CLIPModel); the SigLIP preset is what SiglipModel holds.
+        LayoutRoundTrip.Assert(SpecSeed.From(new int[SpecSeed.Max.Length]));
+        LayoutRoundTrip.Assert(SigLipSeed);
         var rng = new Random(11);
         for (int i = 0; i < 24; i++) LayoutRoundTrip.Assert(SpecSeed.From(SpecSeed.Max.Select(m => rng.Next(0, m + 1)).ToArray()));
         foreach (var target in Enum.GetValues<ClipGen.Checkpoints.ConversionTarget>())
@@ -306,18 +346,32 @@ public static class LayoutRoundTrip
             using var back = ClipModelFactory.Load(spec, output);
             var backState = back.state_dict();
             foreach (var (key, t) in state)
-                Xunit.Assert.True(t.equal(backState[key]).item<bool>(), $"{seed}: {target} round trip changed '{key}'");
+                Xunit.Assert.True(t.contiguous().bytes.SequenceEqual(backState[key].contiguous().bytes), $"{seed}: {target} round trip changed '{key}'");
             if (target == ClipGen.Checkpoints.ConversionTarget.OpenAI) continue;
             // The config written beside the weights describes the same architecture.
             var inferred = ClipGen.Checkpoints.SpecInference.Infer(output, "prop").Spec;
-            Xunit.Assert.Equal(Normalize(plan, target), Normalize(ClipPlan.From(inferred), target));
+            var (a, b) = (Normalize(spec, target), Normalize(inferred, target));
+            Xunit.Assert.True(a.Vision == b.Vision, $"{seed}: {target} config gives another image tower:\n{a.Vision}\n{b.Vision}");
+            Xunit.Assert.True(a.Text == b.Text, $"{seed}: {target} config gives another text tower:\n{a.Text}\n{b.Text}");
+            Xunit.Assert.True(a.Keys == b.Keys, $"{seed}: {target} config gives other keys");
+            Xunit.Assert.True(a == b, $"{seed}: {target} config gives another model:\n{a with { Keys = default }}\n{b with { Keys = default }}");
         }
     }
 
-    /// <summary>The plan without what configs need not carry (names, initial values, end/pad ids; HF's eos pooling equals argmax).</summary>
-    static ClipPlan Normalize(ClipPlan p, ClipGen.Checkpoints.ConversionTarget target)
+    /// <summary>
+    /// The plan of a spec without what a layout's config need not carry: names, initial values, end and pad ids, and for Hugging Face
+    /// open_clip's storage choices (timm names, CustomTextCLIP) and eos pooling, which equals argmax with CLIP's end token.
+    /// </summary>
+    static ClipPlan Normalize(ClipSpec s, ClipGen.Checkpoints.ConversionTarget target)
     {
-        var pooling = target == ClipGen.Checkpoints.ConversionTarget.HuggingFace && p.Text.Pooling == TextPooling.Argmax ? TextPooling.Eos : p.Text.Pooling;
-        return p with { Name = "", InitLogitScale = 0, InitLogitBias = 0, Text = p.Text with { EosId = 0, PadId = 0, Pooling = pooling } };
+        bool hf = target == ClipGen.Checkpoints.ConversionTarget.HuggingFace;
+        var pooling = hf && s.Text.Pooling == TextPooling.Argmax ? TextPooling.Eos : s.Text.Pooling;
+        return ClipPlan.From(s with
+        {
+            Name = "", InitLogitScale = 0, InitLogitBias = 0,
+            CustomText = !hf && s.CustomText,
+            Vision = s.Vision with { TimmModelName = hf ? "" : s.Vision.TimmModelName },
+            Text = s.Text with { EosId = 0, PadId = 0, Pooling = pooling },
+        });
     }
 }
