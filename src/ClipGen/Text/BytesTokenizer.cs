@@ -17,7 +17,7 @@ public sealed class BytesTokenizer : ITextTokenizer
     public static BytesTokenizer Instance { get; } = new();
 
     public string Kind => TextTokenizers.Bytes;
-    public int StartId => Start;
+    public int? StartId => Start;
     public int EndId => End;
     public int PadId => Pad;
     public int VocabSize => Size;

@@ -53,6 +53,7 @@ public sealed class ClipTokenizer : ITextTokenizer
 
     public string Kind => TextTokenizers.ClipBpe;
     public int StartId { get; }
+    int? ITextTokenizer.StartId => StartId;
     public int EndId { get; }
     public int PadId => 0;
     public int VocabSize => _idToToken.Length;
