@@ -42,3 +42,26 @@ public interface ITextTokenizer
     /// <summary>The text of some ids; with <paramref name="skipSpecialTokens"/> the start and end tokens are left out.</summary>
     string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false);
 }
+
+/// <summary>
+/// What every tokenizer kind shares: batches are <see cref="TokenBatching"/> over the kind's own <see cref="Encode"/>
+/// (padding with <see cref="PadId"/>, cutting with <see cref="EndId"/> last).
+/// </summary>
+public abstract class TextTokenizerBase : ITextTokenizer
+{
+    private protected TextTokenizerBase() { }
+
+    public abstract string Kind { get; }
+    public abstract int? StartId { get; }
+    public abstract int EndId { get; }
+    public abstract int PadId { get; }
+    public abstract int VocabSize { get; }
+    public abstract int[] Encode(string text);
+    public abstract string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false);
+
+    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode = TruncationMode.Truncate) =>
+        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out _);
+
+    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode, out int[] truncatedRows) =>
+        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out truncatedRows);
+}

@@ -17,18 +17,18 @@ namespace ClipGen.Text;
 /// control pieces are never matched in text and the start token is never requested, so the ids are unchanged, and the
 /// extra id is outside <see cref="VocabSize"/>.
 /// </remarks>
-public sealed class SentencePieceTextTokenizer : ITextTokenizer
+public sealed class SentencePieceTextTokenizer : TextTokenizerBase
 {
     readonly MLSentencePiece _spm;
     readonly int _unkId;
 
-    public string Kind => TextTokenizers.SentencePiece;
+    public override string Kind => TextTokenizers.SentencePiece;
     /// <summary>None: SigLIP's texts start with the first piece of the text.</summary>
-    public int? StartId => null;
-    public int EndId { get; }
-    public int PadId { get; }
+    public override int? StartId => null;
+    public override int EndId { get; }
+    public override int PadId { get; }
     /// <summary>The number of pieces in the model file.</summary>
-    public int VocabSize { get; }
+    public override int VocabSize { get; }
     /// <summary>The cleaning applied before encoding.</summary>
     public TextCleaning Cleaning { get; }
     /// <summary>True for a BPE model (Gemma), false for a unigram model (T5).</summary>
@@ -112,7 +112,7 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
     }
 
     /// <summary>The cleaned text's pieces and the end id; not padded, not truncated.</summary>
-    public int[] Encode(string text) => EncodeCleaned(OpenClipCleaner.Clean(text, Cleaning));
+    public override int[] Encode(string text) => EncodeCleaned(OpenClipCleaner.Clean(text, Cleaning));
 
     /// <summary>Encodes text that is already cleaned (what the tokenizer itself sees), with the end id appended.</summary>
     public int[] EncodeCleaned(string cleanedText)
@@ -132,15 +132,10 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
         return n == result.Length ? result : result[..n];
     }
 
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode = TruncationMode.Truncate) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out _);
-
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode, out int[] truncatedRows) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out truncatedRows);
 
     /// <summary>SentencePiece's decoding ('▁' back to spaces, byte pieces back to UTF-8). With <paramref name="skipSpecialTokens"/>
     /// the end, pad and other control pieces are left out; otherwise they are written as their piece text.</summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    public override string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var list = ids as IReadOnlyCollection<int> ?? ids.ToList();

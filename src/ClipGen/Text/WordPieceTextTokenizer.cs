@@ -23,7 +23,7 @@ namespace ClipGen.Text;
 /// skips U+3400; and it matches lower-cased special tokens after lower-casing the text, where Hugging Face matches them
 /// case-sensitively in the raw text.
 /// </remarks>
-public sealed class WordPieceTextTokenizer : ITextTokenizer
+public sealed class WordPieceTextTokenizer : TextTokenizerBase
 {
     /// <summary>Hugging Face's <c>max_input_chars_per_word</c> for BERT: longer words (in code points) become [UNK].</summary>
     public const int MaxInputCharsPerWord = 100;
@@ -34,15 +34,15 @@ public sealed class WordPieceTextTokenizer : ITextTokenizer
     readonly (string Token, int Id)[] _specials;
     readonly string[] _tokens; // by id; "" for an empty line
 
-    public string Kind => TextTokenizers.WordPiece;
+    public override string Kind => TextTokenizers.WordPiece;
     /// <summary>[CLS].</summary>
-    public int? StartId => ClsId;
+    public override int? StartId => ClsId;
     /// <summary>[SEP], or 0 with <see cref="StripSepToken"/>.</summary>
-    public int EndId => StripSepToken ? 0 : SepId;
+    public override int EndId => StripSepToken ? 0 : SepId;
     /// <summary>[PAD].</summary>
-    public int PadId { get; }
+    public override int PadId { get; }
     /// <summary>Lines in the vocabulary file.</summary>
-    public int VocabSize { get; }
+    public override int VocabSize { get; }
     public int ClsId { get; }
     public int SepId { get; }
     public int UnkId { get; }
@@ -112,7 +112,7 @@ public sealed class WordPieceTextTokenizer : ITextTokenizer
     }
 
     /// <summary>[CLS], the cleaned text's ids, [SEP] (0 with <see cref="StripSepToken"/>); not padded, not truncated.</summary>
-    public int[] Encode(string text) => EncodeCleaned(OpenClipCleaner.Clean(text, Cleaning));
+    public override int[] Encode(string text) => EncodeCleaned(OpenClipCleaner.Clean(text, Cleaning));
 
     /// <summary>As <see cref="Encode"/> for text that is already cleaned.</summary>
     public int[] EncodeCleaned(string cleanedText)
@@ -169,17 +169,12 @@ public sealed class WordPieceTextTokenizer : ITextTokenizer
         return n;
     }
 
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode = TruncationMode.Truncate) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out _);
-
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode, out int[] truncatedRows) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out truncatedRows);
 
     /// <summary>
     /// The tokens joined by spaces with "##" continuations glued on (Microsoft.ML.Tokenizers' WordPiece decoding). With
     /// <paramref name="skipSpecialTokens"/> [PAD], [UNK], [CLS], [SEP] and [MASK] are left out (and 0 too, with <see cref="StripSepToken"/>).
     /// </summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    public override string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var list = new List<int>();
