@@ -92,6 +92,22 @@ public sealed class WordPieceTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void Matches_an_independent_python_reading_of_the_hf_rules_on_random_strings()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(
+            Path.Combine(Fixtures.RepoRoot, "tests", "ClipGen.Tests", "Text", "Data", "wordpiece_reference.json")));
+        var path = Path.Combine(_dir, "random-vocab.txt");
+        File.WriteAllLines(path, doc.RootElement.GetProperty("vocab").EnumerateArray().Select(e => e.GetString()!));
+        var tok = WordPieceTextTokenizer.FromFile(path);
+        var cases = doc.RootElement.GetProperty("cases").EnumerateArray()
+            .Select(c => (Text: c.GetProperty("text").GetString()!, Ids: c.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray()))
+            .ToList();
+        Assert.True(cases.Count >= 400);
+        var bad = cases.Where(c => !tok.EncodeCleaned(c.Text).SequenceEqual(c.Ids)).ToList();
+        Assert.True(bad.Count == 0, $"{bad.Count} of {cases.Count} differ; first: {(bad.Count > 0 ? System.Text.Json.JsonSerializer.Serialize(bad[0].Text) + $" expected [{string.Join(',', bad[0].Ids)}] got [{string.Join(',', tok.EncodeCleaned(bad[0].Text))}]" : "")}");
+    }
+
+    [Fact]
     public void Words_longer_than_100_code_points_are_unknown()
     {
         var tok = Tok();
