@@ -1,36 +1,56 @@
 using System.Text;
 using System.Text.Json;
+using ClipGen.Modeling;
 using ClipGen.Text;
 
 namespace ClipGen.Cli.Commands;
 
-/// <summary><c>clipgen tokenize</c>: CLIP BPE ids of texts, as JSON.</summary>
+/// <summary><c>clipgen tokenize</c>: token ids of texts, as JSON, with CLIP's BPE or with a model's own tokenizer.</summary>
 sealed class TokenizeCommand : ICommand
 {
     public string Name => "tokenize";
-    public string Summary => "CLIP BPE token ids of texts, as a JSON array";
+    public string Summary => "token ids of texts (CLIP BPE, or the tokenizer of --model), as a JSON array";
     public string Usage =>
-        "clipgen tokenize [--vocab FILE] [--context-length N] [--input texts.json] [TEXT...]\n" +
-        "  --vocab FILE          bpe_simple_vocab_16e6.txt.gz, or a Hugging Face vocab.json with merges.txt beside it\n" +
-        "                        (default: $CLIPGEN_VOCAB)\n" +
-        "  --context-length N    cut longer texts to N ids, keeping the end token last (default 77)\n" +
+        "clipgen tokenize [--model NAME|SPEC.yaml] [--vocab FILE] [--context-length N] [--input texts.json] [TEXT...]\n" +
+        "  --model NAME          use the tokenizer the model's spec declares (clip_bpe, bytes, sentencepiece, wordpiece),\n" +
+        "                        with its cleaning, end and pad ids and context length; default: OpenAI CLIP's BPE\n" +
+        "  --vocab FILE          the vocabulary: bpe_simple_vocab_16e6.txt.gz or a Hugging Face vocab.json (clip_bpe;\n" +
+        "                        default $CLIPGEN_VOCAB), a SentencePiece model such as spiece.model (sentencepiece), a\n" +
+        "                        BERT vocab.txt (wordpiece), or the folder holding the spec's tokenizer file\n" +
+        "  --context-length N    cut longer texts to N ids, keeping the end token last (default: the spec's, else 77)\n" +
         "  --input FILE          a JSON array of strings, tokenized before the TEXT arguments\n" +
-        "Prints one array of unpadded ids per text; says on stderr which texts were truncated.";
+        "Prints one array of ids per text, cut to the context length but without the trailing padding (a batch row is\n" +
+        "the array followed by the pad id up to the context length); says on stderr which texts were truncated.";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
+        var model = args.Get("model");
         var vocab = args.Get("vocab");
-        int contextLength = args.GetInt("context-length", ClipTokenizer.DefaultContextLength);
+        var contextArg = args.Get("context-length");
         var input = args.Get("input");
         args.RejectUnknown();
-        if (contextLength < 2) throw new CliUsageException($"--context-length must be at least 2, not {contextLength}");
 
         var texts = new List<string>();
         if (input is not null) texts.AddRange(ReadTexts(input));
         texts.AddRange(args.Positional);
         if (texts.Count == 0) throw new CliUsageException("give texts as arguments or --input FILE");
 
-        var tokenizer = TextTokenizers.Create(TextTokenizers.ClipBpe, vocab);
+        ITextTokenizer tokenizer;
+        int contextLength = ClipTokenizer.DefaultContextLength;
+        if (model is null)
+            tokenizer = TextTokenizers.Create(TextTokenizers.ClipBpe, vocab);
+        else
+        {
+            var spec = ClipModelFactory.ResolveSpec(model);
+            tokenizer = TextTokenizers.Create(spec, vocab);
+            contextLength = spec.Text.ContextLength;
+        }
+        if (contextArg is not null)
+        {
+            contextLength = args.GetInt("context-length", contextLength);
+            if (contextLength < 2) throw new CliUsageException($"--context-length must be at least 2, not {contextLength}");
+        }
+
         var sb = new StringBuilder();
         var truncated = new List<int>();
         sb.Append('[');
@@ -41,11 +61,11 @@ sealed class TokenizeCommand : ICommand
             ids = TokenBatching.Truncate(ids, contextLength, tokenizer.EndId);
             sb.Append(i == 0 ? "\n  [" : ",\n  [").AppendJoin(',', ids).Append(']');
         }
-        sb.Append(texts.Count > 0 ? "\n]" : "]");
+        sb.Append("\n]");
         stdout.WriteLine(sb.ToString());
         if (truncated.Count > 0)
             stderr.WriteLine($"note: truncated to {contextLength} tokens (end token kept): " +
-                string.Join(", ", truncated.Select(i => $"text {i} \"{Shorten(texts[i])}\"")));
+                string.Join(", ", truncated.Select(i => $"text {i} \"{TokenBatching.Shorten(texts[i])}\"")));
         return 0;
     }
 
@@ -65,11 +85,5 @@ sealed class TokenizeCommand : ICommand
         {
             throw new ClipGenException($"{path}: expected a JSON array of strings ({e.Message})", e);
         }
-    }
-
-    static string Shorten(string s)
-    {
-        s = s.ReplaceLineEndings(" ");
-        return s.Length <= 40 ? s : s[..(char.IsHighSurrogate(s[36]) ? 36 : 37)] + "...";
     }
 }

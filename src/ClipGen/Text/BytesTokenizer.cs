@@ -7,7 +7,7 @@ namespace ClipGen.Text;
 /// Ids: 0 is padding, byte <c>b</c> is <c>b + 1</c> (1..256), start = 257, end = 258; vocabulary size 259.
 /// The text is not cleaned (no lower-casing, no whitespace folding); unpaired UTF-16 surrogates become U+FFFD's bytes.
 /// </summary>
-public sealed class BytesTokenizer : ITextTokenizer
+public sealed class BytesTokenizer : TextTokenizerBase
 {
     public const int Pad = 0;
     public const int Start = 257;
@@ -16,13 +16,13 @@ public sealed class BytesTokenizer : ITextTokenizer
 
     public static BytesTokenizer Instance { get; } = new();
 
-    public string Kind => TextTokenizers.Bytes;
-    public int StartId => Start;
-    public int EndId => End;
-    public int PadId => Pad;
-    public int VocabSize => Size;
+    public override string Kind => TextTokenizers.Bytes;
+    public override int? StartId => Start;
+    public override int EndId => End;
+    public override int PadId => Pad;
+    public override int VocabSize => Size;
 
-    public int[] Encode(string text)
+    public override int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         int n = Encoding.UTF8.GetByteCount(text);
@@ -43,15 +43,10 @@ public sealed class BytesTokenizer : ITextTokenizer
         return ids;
     }
 
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode = TruncationMode.Truncate) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out _);
-
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode, out int[] truncatedRows) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out truncatedRows);
 
     /// <summary>Bytes back to text (invalid UTF-8 → U+FFFD). Padding is always skipped; the start and end tokens are
     /// written as "&lt;|startoftext|&gt;" and "&lt;|endoftext|&gt;" unless <paramref name="skipSpecialTokens"/>.</summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    public override string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var sb = new StringBuilder();

@@ -23,11 +23,7 @@ public static class ClipTextCleaner
             var buf = text.Length <= 1024 ? stackalloc char[text.Length] : new char[text.Length];
             return new string(buf[..CleanAscii(text, buf)]);
         }
-        var s = FtfyLite.Fix(text);
-        s = PythonHtml.Unescape(PythonHtml.Unescape(s));
-        s = PythonUnicode.Strip(s);
-        s = PythonUnicode.WhitespaceClean(s);
-        return PythonUnicode.Lower(s);
+        return PythonUnicode.Lower(PythonUnicode.WhitespaceClean(OpenClipCleaner.BasicClean(text)));
     }
 
     /// <summary>True when <paramref name="text"/> can be cleaned by <see cref="CleanAscii"/>.</summary>

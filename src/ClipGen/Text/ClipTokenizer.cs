@@ -23,7 +23,7 @@ namespace ClipGen.Text;
 /// Immutable apart from bounded per-thread word caches: safe for concurrent <see cref="Encode"/> calls.
 /// </summary>
 [SkipLocalsInit] // the stack buffers are always written before they are read
-public sealed class ClipTokenizer : ITextTokenizer
+public sealed class ClipTokenizer : TextTokenizerBase
 {
     /// <summary>CLIP's context length.</summary>
     public const int DefaultContextLength = 77;
@@ -51,11 +51,13 @@ public sealed class ClipTokenizer : ITextTokenizer
     readonly ThreadLocal<WordCache> _cache;
     readonly int _cacheCapacity;
 
-    public string Kind => TextTokenizers.ClipBpe;
-    public int StartId { get; }
-    public int EndId { get; }
-    public int PadId => 0;
-    public int VocabSize => _idToToken.Length;
+    public override string Kind => TextTokenizers.ClipBpe;
+    /// <summary>Id of "&lt;|startoftext|&gt;" (49406 in OpenAI's vocabulary).</summary>
+    public int StartTokenId { get; }
+    public override int? StartId => StartTokenId;
+    public override int EndId { get; }
+    public override int PadId => 0;
+    public override int VocabSize => _idToToken.Length;
     /// <summary>Number of merges in use.</summary>
     public int MergeCount => _mergeResult.Length;
 
@@ -84,7 +86,7 @@ public sealed class ClipTokenizer : ITextTokenizer
             _byteId[b] = Id(sym, "byte symbol");
             _byteEndId[b] = Id(sym + "</w>", "byte symbol");
         }
-        StartId = Id(StartToken, "the start token");
+        StartTokenId = Id(StartToken, "the start token");
         EndId = Id(EndToken, "the end token");
 
         _ranks = new PairRankTable(merges.Count);
@@ -241,13 +243,13 @@ public sealed class ClipTokenizer : ITextTokenizer
     // ---------------------------------------------------------------- encoding
 
     /// <inheritdoc/>
-    public int[] Encode(string text)
+    public override int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new IntBuilder(stackalloc int[128]);
         try
         {
-            ids.Add(StartId);
+            ids.Add(StartTokenId);
             EncodeBody(text, ref ids);
             ids.Add(EndId);
             return ids.ToArray();
@@ -280,7 +282,7 @@ public sealed class ClipTokenizer : ITextTokenizer
         WordCache? cache = null;
         while (pre.Next(out int start, out int length, out var kind))
         {
-            if (kind == PieceKind.StartOfText) { ids.Add(StartId); continue; }
+            if (kind == PieceKind.StartOfText) { ids.Add(StartTokenId); continue; }
             if (kind == PieceKind.EndOfText) { ids.Add(EndId); continue; }
             var piece = cleaned.Slice(start, length);
             if (_cacheCapacity == 0) { AppendBpe(piece, ref ids); continue; }
@@ -452,13 +454,6 @@ public sealed class ClipTokenizer : ITextTokenizer
     /// <summary>Whether long words use the heap merge (true for OpenAI's file).</summary>
     internal bool UsesHeapForLongWords => _ranksIncrease;
 
-    /// <inheritdoc/>
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode = TruncationMode.Truncate) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out _);
-
-    /// <inheritdoc/>
-    public long[] EncodeBatch(IReadOnlyList<string> texts, int contextLength, TruncationMode mode, out int[] truncatedRows) =>
-        TokenBatching.EncodeBatch(this, texts, contextLength, mode, out truncatedRows);
 
     // ---------------------------------------------------------------- decoding
 
@@ -466,7 +461,7 @@ public sealed class ClipTokenizer : ITextTokenizer
     /// OpenAI's <c>SimpleTokenizer.decode</c>: token strings joined, byte-level symbols back to bytes, UTF-8 decoded with
     /// U+FFFD for invalid sequences, then every '&lt;/w&gt;' replaced by a space.
     /// </summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    public override string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var bytes = new ArrayBufferWriter<byte>(256);
@@ -474,7 +469,7 @@ public sealed class ClipTokenizer : ITextTokenizer
         {
             if ((uint)id >= (uint)_idToToken.Length || _idToToken[id] is null)
                 throw new ClipGenException($"token id {id} is not in the vocabulary (0..{_idToToken.Length - 1})");
-            if (skipSpecialTokens && (id == StartId || id == EndId)) continue;
+            if (skipSpecialTokens && (id == StartTokenId || id == EndId)) continue;
             bytes.Write(_idToBytes[id]);
         }
         return Encoding.UTF8.GetString(bytes.WrittenSpan).Replace("</w>", " ", StringComparison.Ordinal);

@@ -3,13 +3,10 @@ using System.Text;
 namespace ClipGen.Text;
 
 /// <summary>
-/// The parts of <c>ftfy.fix_text</c> (ftfy 6.3, default configuration) that are exact rules rather than heuristics,
-/// applied in ftfy's order and repeated until the text stops changing, as ftfy does:
-/// HTML entity unescaping (only while no '&lt;' has been seen, line by line), terminal escapes, C1 controls as Windows-1252,
-/// Latin ligatures, full/half-width forms, curly quotes, line breaks, surrogates, control characters, NFC.
-/// Not done: <c>fix_encoding</c> (mojibake repair: "cafÃ©" → "café", and its helpers restore_byte_a0,
-/// replace_lossy_sequences, decode_inconsistent_utf8), which is driven by ftfy's statistical "badness" score.
-/// See docs/tokenizer.md for the inputs that can therefore differ from OpenAI's tokenizer.
+/// <c>ftfy.fix_text</c> (ftfy 6.3.1, default configuration): its fixes applied in ftfy's order and repeated until the text
+/// stops changing, line by line: HTML entity unescaping (only while no '&lt;' has been seen), mojibake repair
+/// (<see cref="FtfyEncoding"/>), C1 controls as Windows-1252, Latin ligatures, full/half-width forms, curly quotes, line
+/// breaks, surrogates, terminal escapes, control characters, NFC. See docs/tokenizer.md for what can still differ.
 /// </summary>
 static class FtfyLite
 {
@@ -59,6 +56,7 @@ static class FtfyLite
         {
             var orig = s;
             if (unescapeHtml) s = UnescapeHtml(s);
+            s = FtfyEncoding.Fix(s);
             s = FixC1Controls(s);
             s = FixLatinLigatures(s);
             s = FixCharacterWidth(s);

@@ -36,6 +36,27 @@ static class PythonUnicode
         return Strip(sb.ToString());
     }
 
+    /// <summary><c>" ".join(s.split())</c>: runs of <see cref="IsPySpace"/> characters become one space, none at either end
+    /// (open_clip's <c>whitespace_clean</c>; unlike the regex module's <c>\s</c>, <c>str.split()</c> also splits at U+001C–U+001F).</summary>
+    public static string SplitJoin(string s)
+    {
+        int first = 0;
+        while (first < s.Length && IsPySpace(s[first])) first++;
+        bool clean = true;
+        for (int i = first; i < s.Length && clean; i++)
+            if (IsPySpace(s[i]) && (s[i] != ' ' || i + 1 == s.Length || IsPySpace(s[i + 1]))) clean = false;
+        if (clean) return first == 0 ? s : s[first..];
+        var sb = new StringBuilder(s.Length);
+        bool pending = false;
+        for (int i = first; i < s.Length; i++)
+        {
+            if (IsPySpace(s[i])) { pending = true; continue; }
+            if (pending) { sb.Append(' '); pending = false; }
+            sb.Append(s[i]);
+        }
+        return sb.ToString();
+    }
+
     /// <summary>
     /// Python's <c>str.lower()</c>: the full lower-case mapping (U+0130 İ becomes "i̇", two code points) and the
     /// Final_Sigma rule (Σ becomes ς at the end of a word), neither of which <see cref="string.ToLowerInvariant"/> does.

@@ -92,7 +92,7 @@ public static class TokenBatching
     }
 
     /// <summary>A text fit for a one-line message: at most 40 characters, line breaks shown as spaces.</summary>
-    internal static string Shorten(string text)
+    public static string Shorten(string text)
     {
         var s = text.ReplaceLineEndings(" ");
         if (s.Length <= 40) return s;

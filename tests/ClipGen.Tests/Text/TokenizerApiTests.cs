@@ -86,8 +86,11 @@ public sealed class TokenizerApiTests
         Assert.Equal(49408, clip.VocabSize);
         Assert.Same(clip, TextTokenizers.Create("clip_bpe", TokenizerFixtures.GzPath));
         Assert.Equal(49408, TextTokenizers.Create("clip_bpe", Path.GetDirectoryName(TokenizerFixtures.HfVocabPath)).VocabSize);
-        var e = Assert.Throws<ClipGenException>(() => TextTokenizers.Create("wordpiece", null));
-        Assert.Contains("clip_bpe, bytes", e.Message);
+        var e = Assert.Throws<ClipGenException>(() => TextTokenizers.Create("frobnicate", null));
+        Assert.Contains("clip_bpe, bytes, sentencepiece, wordpiece", e.Message);
+        // These two take their cleaning and ids from a spec: refused here rather than built with guessed settings.
+        Assert.Contains("spec", Assert.Throws<ClipGenException>(() => TextTokenizers.Create("wordpiece", null)).Message);
+        Assert.Contains("spec", Assert.Throws<ClipGenException>(() => TextTokenizers.Create("sentencepiece", SpmPath)).Message);
         Assert.Throws<ClipGenException>(() => TextTokenizers.Create("clip_bpe", "/nonexistent/vocab.txt.gz"));
     }
 
@@ -112,5 +115,46 @@ public sealed class TokenizerApiTests
         var texts = TokenizerFixtures.Cases.Select(c => c.Text).ToArray();
         var expected = texts.Select(Tok.Encode).ToArray();
         Parallel.For(0, 2000, i => Assert.Equal(expected[i % texts.Length], tok.Encode(texts[i % texts.Length])));
+    }
+
+    static string SpmPath => Fixtures.Path_("tokenizer", "sentencepiece", "spm.model");
+
+    static Specs.ClipSpec Spec(string kind, string file, string clean, int vocab, int eos, int pad, bool strip = false) => new()
+    {
+        Name = "test-" + kind,
+        Text = new Specs.TextSpec { ContextLength = 64, VocabSize = vocab, EosId = eos, PadId = pad },
+        Tokenizer = new Specs.TokenizerSpec { Kind = kind, File = file, Clean = clean, StripSepToken = strip },
+    };
+
+    [Fact]
+    public void Factory_builds_sentencepiece_from_the_spec()
+    {
+        var siglip = Assert.IsType<SentencePieceTextTokenizer>(TextTokenizers.Create(Spec("sentencepiece", "spm.model", "canonicalize", 1000, 1, 1), SpmPath));
+        Assert.Equal((TextCleaning.Canonicalize, 1, 1, 1000), (siglip.Cleaning, siglip.EndId, siglip.PadId, siglip.VocabSize));
+        Assert.Equal(siglip.Encode("a photo of a cat"), TextTokenizers.Create(Spec("sentencepiece", "spm.model", "canonicalize", 1000, 1, 1), Path.GetDirectoryName(SpmPath)).Encode("a photo of a cat"));
+        var lower = Assert.IsType<SentencePieceTextTokenizer>(TextTokenizers.Create(Spec("sentencepiece", "spm.model", "lower", 1000, 1, 0), SpmPath));
+        Assert.Equal((TextCleaning.Lower, 0), (lower.Cleaning, lower.PadId));
+        // The spec's ids and size are checked against the model.
+        Assert.Contains("end-of-text", Assert.Throws<ClipGenException>(() => TextTokenizers.Create(Spec("sentencepiece", "spm.model", "canonicalize", 1000, 49407, 1), SpmPath)).Message);
+        Assert.Contains("vocab_size", Assert.Throws<ClipGenException>(() => TextTokenizers.Create(Spec("sentencepiece", "spm.model", "canonicalize", 999, 1, 1), SpmPath)).Message);
+        var none = Assert.Throws<ClipGenException>(() => TextTokenizers.Create(Spec("sentencepiece", "spm.model", "canonicalize", 1000, 1, 1), null));
+        Assert.Contains("'spm.model'", none.Message);
+        var missing = Path.Combine(Path.GetTempPath(), "clipgen-no-such-dir");
+        Assert.Contains("not found", Assert.Throws<ClipGenException>(() => TextTokenizers.Create(Spec("sentencepiece", "spm.model", "canonicalize", 1000, 1, 1), missing)).Message);
+    }
+
+    [Fact]
+    public void Factory_builds_wordpiece_from_the_spec()
+    {
+        var dir = Directory.CreateTempSubdirectory("clipgen-wpf-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\ncat\n");
+            var tok = Assert.IsType<WordPieceTextTokenizer>(TextTokenizers.Create(Spec("wordpiece", "vocab.txt", "whitespace", 32000, 3, 0, strip: true), dir));
+            Assert.Equal((TextCleaning.Whitespace, true, 0), (tok.Cleaning, tok.StripSepToken, tok.EndId));
+            Assert.Equal([2, 4, 0], tok.Encode("Cat"));
+            Assert.Contains("pad_id", Assert.Throws<ClipGenException>(() => TextTokenizers.Create(Spec("wordpiece", "vocab.txt", "whitespace", 32000, 3, 1), dir)).Message);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
