@@ -13,7 +13,14 @@ namespace ClipGen.Specs
         public const TextPooling TextPooling = Specs.TextPooling.Argmax;
         /// <summary>text.eos_id: CLIP's end-of-text token 49407.</summary>
         public const int EosId = 49407;
-        /// <summary>text.pad_id: 0, as <c>clip.tokenize</c> pads.</summary>
+        /// <summary>
+        /// text.eos_id of a tokenizer kind: CLIP's 49407 (<c>clip_bpe</c>; also <c>bytes</c> unless set), SentencePiece's
+        /// <c>&lt;/s&gt;</c> 1 (T5 and Gemma vocabularies, SigLIP), BERT's [SEP] 102 (<c>wordpiece</c>, CLIPA).
+        /// </summary>
+        public static int EosIdOf(string tokenizerKind) =>
+            tokenizerKind == "sentencepiece" ? 1 : tokenizerKind == "wordpiece" ? 102 : EosId;
+
+        /// <summary>text.pad_id: 0, as <c>clip.tokenize</c> pads (and BERT's [PAD], Gemma's &lt;pad&gt;; T5's SentencePiece specs set 1).</summary>
         public const int PadId = 0;
         /// <summary>vision.norm_eps and text.norm_eps: 1e-5, PyTorch's LayerNorm default (OpenAI, open_clip; timm's ViTs use 1e-6).</summary>
         public const double NormEps = 1e-5;

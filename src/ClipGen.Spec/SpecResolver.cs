@@ -494,7 +494,9 @@ namespace ClipGen.Specs
                 var layers = r.Int(tm, "layers", tw, null);
                 var mlp = r.Number(tm, "mlp_ratio", tw, SpecDefaults.MlpRatio, 0);
                 var pooling = r.Enum(tm, "pooling", tw, SpecWords.TextPooling, SpecDefaults.TextPooling);
-                var eos = r.Int(tm, "eos_id", tw, SpecDefaults.EosId, 0);
+                // The end and pad ids default to the tokenizer kind's (CLIP's BPE, SentencePiece's </s>, BERT's [SEP]).
+                var kindWord = (root.Find("tokenizer")?.Value as SpecMapping)?.Find("kind")?.Value is SpecScalar ks ? ks.Value : "";
+                var eos = r.Int(tm, "eos_id", tw, SpecDefaults.EosIdOf(kindWord), 0);
                 var pad = r.Int(tm, "pad_id", tw, SpecDefaults.PadId, 0);
                 var tact = r.Enum(tm, "activation", tw, SpecWords.Activation, activation);
                 var causal = r.Bool(tm, "causal_mask", tw, true);

@@ -60,7 +60,7 @@ namespace ClipGen.Specs
             b.Append("  pooling: ").Append(SpecWords.TextPooling[t.Pooling]).Append('\n');
             // The default eos_id is left implicit, as in the source spec: the resolver checks only an explicit eos_id
             // against vocab_size, so writing the default for a small vocabulary would not read back (round trip).
-            if (t.EosId != SpecDefaults.EosId) b.Append("  eos_id: ").Append(t.EosId).Append('\n');
+            if (t.EosId != SpecDefaults.EosIdOf(s.Tokenizer.Kind)) b.Append("  eos_id: ").Append(t.EosId).Append('\n');
             b.Append("  pad_id: ").Append(t.PadId).Append('\n');
             if (t.Activation != s.Activation) b.Append("  activation: ").Append(SpecWords.Activation[t.Activation]).Append('\n');
             if (!t.CausalMask) b.Append("  causal_mask: false\n");

@@ -88,10 +88,15 @@ public sealed class ClipPipeline : IDisposable
     }
 
     /// <summary>The spec's tokenizer, with the vocabulary found as <see cref="Load"/> does.</summary>
-    public static ITextTokenizer CreateTokenizer(ClipSpec spec, string? vocabPath, string? weightsPath) =>
-        spec.Tokenizer.Kind == TextTokenizers.ClipBpe
-            ? spec.CreateTokenizer(Vocabulary.Resolve(vocabPath, weightsPath))
-            : spec.CreateTokenizer(vocabPath);
+    public static ITextTokenizer CreateTokenizer(ClipSpec spec, string? vocabPath, string? weightsPath) => spec.Tokenizer.Kind switch
+    {
+        TextTokenizers.ClipBpe => spec.CreateTokenizer(Vocabulary.Resolve(vocabPath, weightsPath)),
+        // SentencePiece and WordPiece files come with the weights (the Hub repos publish them side by side): without an explicit
+        // file, the spec's tokenizer.file is looked for beside the weights.
+        TextTokenizers.SentencePiece or TextTokenizers.WordPiece when string.IsNullOrEmpty(vocabPath) && weightsPath is not null =>
+            spec.CreateTokenizer(Directory.Exists(weightsPath) ? weightsPath : Path.GetDirectoryName(Path.GetFullPath(weightsPath))),
+        _ => spec.CreateTokenizer(vocabPath),
+    };
 
     /// <summary>The engine running the model.</summary>
     public IClipBackend Backend { get; }

@@ -26,12 +26,10 @@ public static class SpecBindings
     /// <summary>The spec's image preprocessor.</summary>
     public static ImagePreprocessor CreatePreprocessor(this ClipSpec spec) => new(spec.ToPreprocessOptions());
 
-    /// <summary>The spec's tokenizer; <paramref name="vocabPath"/> is needed for <c>clip_bpe</c> (else $CLIPGEN_VOCAB).</summary>
-    public static ITextTokenizer CreateTokenizer(this ClipSpec spec, string? vocabPath = null)
-    {
-        var tok = TextTokenizers.Create(spec.Tokenizer.Kind, vocabPath);
-        if (tok.VocabSize > spec.Text.VocabSize)
-            throw new ClipGenException($"tokenizer '{tok.Kind}' has {tok.VocabSize} ids but spec '{spec.Name}' embeds only {spec.Text.VocabSize}");
-        return tok;
-    }
+    /// <summary>
+    /// The spec's tokenizer (<c>tokenizer.kind</c>, <c>file</c>, <c>clean</c>, the text tower's context, end and pad ids).
+    /// <paramref name="vocabPath"/> is the vocabulary file, or a folder holding the spec's <c>tokenizer.file</c>; <c>clip_bpe</c>
+    /// also finds OpenAI's file through $CLIPGEN_VOCAB.
+    /// </summary>
+    public static ITextTokenizer CreateTokenizer(this ClipSpec spec, string? vocabPath = null) => TextTokenizers.Create(spec, vocabPath);
 }
