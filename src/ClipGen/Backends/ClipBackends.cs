@@ -26,6 +26,16 @@ public sealed record ClipBackendOptions
     public OnnxExportOptions Export { get; init; } = new();
 
     /// <summary>
+    /// float32 (default) or int8. Int8 quantizes the ONNX backend's matrix multiplies (<see cref="OnnxQuantizer"/>; it sets
+    /// <see cref="OnnxExportOptions.Precision"/> of <see cref="Export"/>); the Torch backend computes in float32 only and
+    /// refuses it.
+    /// </summary>
+    public OnnxPrecision Precision { get; init; } = OnnxPrecision.Float32;
+
+    /// <summary>The export options with <see cref="Precision"/> applied.</summary>
+    internal OnnxExportOptions EffectiveExport => Precision == OnnxPrecision.Int8 ? Export with { Precision = OnnxPrecision.Int8 } : Export;
+
+    /// <summary>
     /// Where the ONNX backend writes its exports. Null keeps them in memory, or in a temporary folder when the model is
     /// over 2 GB (ORT then reads external data next to the file).
     /// </summary>
@@ -135,6 +145,8 @@ public sealed class TorchClipBackend : IClipBackend
     {
         _model = model;
         _concurrentRuns = options?.TorchConcurrentRuns ?? 1;
+        if (options?.Precision == OnnxPrecision.Int8 || options?.Export.Precision == OnnxPrecision.Int8)
+            throw new ClipGenException("int8 precision runs on the ONNX Runtime backend only; the TorchSharp backend computes in float32");
         if (_concurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(options), _concurrentRuns, "TorchConcurrentRuns must be at least 1");
         if (options?.TorchThreads > 0) torch.set_num_threads(options.TorchThreads);
         _model.eval();
@@ -242,7 +254,7 @@ public sealed class OnnxClipBackend : IClipBackend
                 OnnxGraphBuilder b;
                 using (no_grad())
                 using (var weights = new ClipOnnxExporter.StateDictWeights(model))
-                    b = ClipOnnxExporter.Build(spec, hyper, kind, weights.Get, options.Export);
+                    b = ClipOnnxExporter.Build(spec, hyper, kind, weights.Get, options.EffectiveExport);
                 if (dir is null && b.WeightBytes < (1L << 31) - (256L << 20))
                 {
                     sessions.Add(new OnnxClipSession(b.ToBytes(), options.Session));
