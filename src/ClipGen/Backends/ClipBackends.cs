@@ -281,11 +281,11 @@ public sealed class OnnxClipBackend : IClipBackend
     public static OnnxClipBackend Open(string directory, ClipBackendOptions? options = null)
     {
         options ??= new ClipBackendOptions();
-        var image = new OnnxClipSession(Path.Combine(directory, ClipOnnxExporter.ImageFileName), options.Session);
+        var image = OpenSession(Path.Combine(directory, ClipOnnxExporter.ImageFileName), options);
         OnnxClipSession? text = null;
         try
         {
-            text = new OnnxClipSession(Path.Combine(directory, ClipOnnxExporter.TextFileName), options.Session);
+            text = OpenSession(Path.Combine(directory, ClipOnnxExporter.TextFileName), options);
             var meta = image.Metadata;
             if (!meta.TryGetValue(ClipOnnxNames.MetaSpecYaml, out var yaml) || !meta.TryGetValue(ClipOnnxNames.MetaLogitScale, out var scaleText))
                 throw new ClipGenException($"'{directory}' holds no ClipGen export metadata ({ClipOnnxNames.MetaSpecYaml}, {ClipOnnxNames.MetaLogitScale})");
@@ -301,6 +301,21 @@ public sealed class OnnxClipBackend : IClipBackend
             text?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A session over an exported file as it is, or, when int8 is asked for and the file is float32, over an int8 copy
+    /// quantized in memory (files with external data must be exported as int8 instead).
+    /// </summary>
+    static OnnxClipSession OpenSession(string path, ClipBackendOptions options)
+    {
+        var export = options.EffectiveExport;
+        if (export.Precision != OnnxPrecision.Int8) return new OnnxClipSession(path, options.Session);
+        var info = OnnxModelInfo.Load(path);
+        if (info.Metadata.TryGetValue(OnnxQuantizer.MetaPrecision, out var p) && p == "int8") return new OnnxClipSession(path, options.Session);
+        if (info.Initializers.Any(i => i.IsExternal))
+            throw new ClipGenException($"{path} keeps its weights in external data and cannot be quantized when opened; export it as int8");
+        return new OnnxClipSession(OnnxQuantizer.Quantize(File.ReadAllBytes(path), export.Quantization), options.Session);
     }
 
     public Tensor EncodeImage(Tensor pixelValues)
