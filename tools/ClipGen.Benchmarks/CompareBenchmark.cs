@@ -52,7 +52,12 @@ public static class CompareBenchmark
             return 0;
         }
         if (engines.Contains("torch-jemalloc"))
-            rows.AddRange(ChildRows("torch-jemalloc", Environment.ProcessPath!, ["compare", "--child", "--engines", "torch", .. Forward(args)], jemalloc));
+        {
+            // This program again (through the dotnet host when it was started as `dotnet ClipGen.Benchmarks.dll`).
+            var self = Environment.ProcessPath!;
+            string[] prefix = Path.GetFileNameWithoutExtension(self) == "dotnet" ? [typeof(CompareBenchmark).Assembly.Location] : [];
+            rows.AddRange(ChildRows("torch-jemalloc", self, [.. prefix, "compare", "--child", "--engines", "torch", .. Forward(args)], jemalloc));
+        }
         foreach (var (engine, preload) in new[] { ("pytorch", (string?)null), ("pytorch-jemalloc", jemalloc) })
         {
             if (!engines.Contains(engine)) continue;
