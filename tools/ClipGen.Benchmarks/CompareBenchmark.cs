@@ -27,11 +27,7 @@ public static class CompareBenchmark
 
     public static int Run(string[] args)
     {
-        string Opt(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Opt(string name, string fallback) => BenchUtil.Option(args, name, fallback);
         var tasks = Opt("tasks", "ViT-B-32:image,ViT-B-32:text,RN50:image").Split(',').Select(t => t.Split(':')).Select(p => (Model: p[0], Tower: p[1])).ToList();
         var batches = Opt("batches", "32,1").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var engines = Opt("engines", "pytorch,pytorch-jemalloc,torch,torch-jemalloc,onnx,onnx-int8").Split(',');

@@ -29,11 +29,7 @@ public static class Int8VariantsBenchmark
 
     public static int Run(string[] args)
     {
-        string Opt(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Opt(string name, string fallback) => BenchUtil.Option(args, name, fallback);
         var model = Opt("model", "ViT-B-32");
         var tower = Opt("tower", "image");
         int batch = int.Parse(Opt("batch", "32"), CultureInfo.InvariantCulture);
