@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for `clipgen-bench backends --pytorch`: CLIP ViT-B-32 and RN50 (random weights), written from the
 architecture description (not OpenAI's code). Prints one JSON line per (model, tower, batch): the median items/s.
-Usage: pytorch_clip_bench.py [--models ViT-B-32,RN50] [--towers image,text] [--batches 1,32] [--threads 2] [--runs 3]"""
+Usage: pytorch_clip_bench.py [--models ViT-B-32,RN50] [--towers image,text] | [--tasks ViT-B-32:image,RN50:image] [--batches 1,32] [--threads 2] [--runs 3]"""
 import argparse, ctypes, json, os, statistics, time, torch
 from torch import nn
 
@@ -57,20 +57,20 @@ class ModifiedResNet(nn.Module):  # 3-conv stem, avgpool, 4 stages, attention po
         return s.proj(s.attn(x[:1], x, x, need_weights=False)[0][0])
 
 a = argparse.ArgumentParser(); [a.add_argument("--" + k, default=v) for k, v in
-    dict(models="ViT-B-32,RN50", towers="image,text", batches="1,32", threads="2", runs="3").items()]; o = a.parse_args()
+    dict(models="ViT-B-32,RN50", towers="image,text", tasks="", batches="1,32", threads="2", runs="3").items()]; o = a.parse_args()
+tasks = [t.split(":") for t in o.tasks.split(",")] if o.tasks else [(m, t) for m in o.models.split(",") for t in o.towers.split(",")]
 torch.set_num_threads(int(o.threads)); torch.manual_seed(0)
 try: blas = ctypes.CDLL("libopenblas.so.0"); blas.openblas_get_corename.restype = blas.openblas_get_config.restype = ctypes.c_char_p; \
     core = f"{blas.openblas_get_corename().decode()} ({blas.openblas_get_config().decode()})"
 except OSError: core = "no libopenblas.so.0"
 print(json.dumps(dict(config=dict(torch=torch.__version__, threads=torch.get_num_threads(), openblas=core,
     env={k: v for k, v in os.environ.items() if k.startswith("OPENBLAS") or k == "LD_PRELOAD"}))), flush=True)
-for name in o.models.split(","):
-    towers = {"image": ViT() if name == "ViT-B-32" else ModifiedResNet(), "text": Text(out=512 if name == "ViT-B-32" else 1024)}
-    for tower in o.towers.split(","):
-        m = towers[tower].eval()
-        for batch in map(int, o.batches.split(",")):
-            x = torch.randn(batch, 3, 224, 224) if tower == "image" else torch.randint(1, 49407, (batch, 77)).index_fill_(1, torch.tensor([76]), 49407)
-            with torch.inference_mode():
-                times = [(time.perf_counter(), m(x), time.perf_counter()) for _ in range(int(o.runs) + 1)][1:]
-            print(json.dumps(dict(model=name, tower=tower, batch=batch, threads=torch.get_num_threads(),
-                                  items_per_s=batch / statistics.median(t1 - t0 for t0, _, t1 in times))), flush=True)
+for name, tower in tasks:
+    m = (ViT() if name == "ViT-B-32" else ModifiedResNet()) if tower == "image" else Text(out=512 if name == "ViT-B-32" else 1024)
+    m.eval()
+    for batch in map(int, o.batches.split(",")):
+        x = torch.randn(batch, 3, 224, 224) if tower == "image" else torch.randint(1, 49407, (batch, 77)).index_fill_(1, torch.tensor([76]), 49407)
+        with torch.inference_mode():
+            times = [(time.perf_counter(), m(x), time.perf_counter()) for _ in range(int(o.runs) + 1)][1:]
+        print(json.dumps(dict(model=name, tower=tower, batch=batch, threads=torch.get_num_threads(),
+                              items_per_s=batch / statistics.median(t1 - t0 for t0, _, t1 in times))), flush=True)

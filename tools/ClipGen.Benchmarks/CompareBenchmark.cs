@@ -58,9 +58,7 @@ public static class CompareBenchmark
         {
             if (!engines.Contains(engine)) continue;
             var script = Path.Combine(RepoRoot(), "tools", "pytorch_clip_bench.py");
-            var models = string.Join(",", tasks.Select(t => t.Model).Distinct());
-            var towers = string.Join(",", tasks.Select(t => t.Tower).Distinct());
-            rows.AddRange(ChildRows(engine, python, [script, "--models", models, "--towers", towers, "--batches", string.Join(",", batches),
+            rows.AddRange(ChildRows(engine, python, [script, "--tasks", string.Join(",", tasks.Select(t => t.Model + ":" + t.Tower)), "--batches", string.Join(",", batches),
                 "--threads", threads.ToString(CultureInfo.InvariantCulture), "--runs", runs.ToString(CultureInfo.InvariantCulture)], preload)
                 .Where(r => tasks.Contains((r.Model, r.Tower))));
         }
