@@ -29,11 +29,7 @@ public static class BackendBenchmark
 
     public static int Run(string[] args)
     {
-        string Opt(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Opt(string name, string fallback) => BenchUtil.Option(args, name, fallback);
         var models = Opt("models", "ViT-B-32,RN50").Split(',');
         var batches = Opt("batches", "1,8,32").Split(',').Select(int.Parse).ToArray();
         int threads = int.Parse(Opt("threads", "2"), CultureInfo.InvariantCulture);

@@ -6,6 +6,13 @@ namespace ClipGen.Benchmarks;
 /// <summary>Timing helpers: warm up, then report the median of several timed runs.</summary>
 public static class BenchUtil
 {
+    /// <summary>The value after <c>--name</c> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
+    public static string Option(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, "--" + name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
     public static double MedianSeconds(Action body, int warmup = 1, int runs = 5)
     {
         for (int i = 0; i < warmup; i++) body();

@@ -30,11 +30,7 @@ public static class GemmBenchmark
 
     public static int Run(string[] args)
     {
-        string Opt(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Opt(string name, string fallback) => BenchUtil.Option(args, name, fallback);
         int threads = int.Parse(Opt("threads", "2"), CultureInfo.InvariantCulture);
         double seconds = double.Parse(Opt("seconds", "2"), CultureInfo.InvariantCulture);
         torch.set_num_threads(threads);

@@ -9,6 +9,8 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["preprocess"] = PreprocessBenchmark.Run,
     ["gemm"] = GemmBenchmark.Run,
+    ["compare"] = CompareBenchmark.Run,
+    ["int8-variants"] = Int8VariantsBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

@@ -7,11 +7,12 @@ namespace ClipGen.Cli.Commands;
 /// <summary>Options shared by classify, embed and search: --model, --weights, --vocab, --backend.</summary>
 static class AppHelpers
 {
-    public const string ModelUsage = "[--model <name|alias|spec.yaml>] --weights <file|folder> [--vocab FILE] [--backend torch|onnx] [--threads N] [--concurrent-runs N]";
+    public const string ModelUsage = "[--model <name|alias|spec.yaml>] --weights <file|folder> [--vocab FILE] [--backend torch|onnx] [--precision fp32|int8] [--threads N] [--concurrent-runs N]";
 
     /// <param name="Threads">Threads in total (0: the engines' defaults).</param>
     /// <param name="ConcurrentRuns">Parts each batch is split into and run at once, each on Threads / ConcurrentRuns threads.</param>
-    public sealed record ModelArgs(string? Model, string Weights, string? Vocab, BackendKind Backend, int Threads = 0, int ConcurrentRuns = 1);
+    /// <param name="Precision">float32, or int8 matrix multiplies (ONNX backend only).</param>
+    public sealed record ModelArgs(string? Model, string Weights, string? Vocab, BackendKind Backend, int Threads = 0, int ConcurrentRuns = 1, Onnx.OnnxPrecision Precision = Onnx.OnnxPrecision.Float32);
 
     public static ModelArgs ModelOptions(CliArgs args)
     {
@@ -21,12 +22,23 @@ static class AppHelpers
             args.Get("vocab"),
             ClipBackends.Parse(args.Get("backend") ?? "torch"),
             PositiveInt(args, "threads", 0),
-            PositiveInt(args, "concurrent-runs", 1));
+            PositiveInt(args, "concurrent-runs", 1),
+            ParsePrecision(args.Get("precision") ?? "fp32"));
+        if (o.Precision == Onnx.OnnxPrecision.Int8 && o.Backend != BackendKind.Onnx)
+            throw new CliUsageException("--precision int8 runs on ONNX Runtime: add --backend onnx");
         if (o.ConcurrentRuns < 1) throw new CliUsageException("--concurrent-runs must be at least 1");
         if (o.Threads > 0 && o.ConcurrentRuns > o.Threads)
             throw new CliUsageException($"--concurrent-runs {o.ConcurrentRuns} is more than --threads {o.Threads}: each run needs at least one thread");
         return o;
     }
+
+    /// <summary>--precision: fp32 or int8.</summary>
+    public static Onnx.OnnxPrecision ParsePrecision(string s) => s.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" or "float" => Onnx.OnnxPrecision.Float32,
+        "int8" => Onnx.OnnxPrecision.Int8,
+        _ => throw new CliUsageException($"--precision takes fp32 or int8, not '{s}'"),
+    };
 
     static int PositiveInt(CliArgs args, string name, int fallback)
     {
@@ -49,6 +61,7 @@ static class AppHelpers
         {
             TorchThreads = perRun,
             TorchConcurrentRuns = o.ConcurrentRuns,
+            Precision = o.Precision,
             Session = new Onnx.OnnxClipSessionOptions { IntraOpNumThreads = perRun, ConcurrentRuns = o.ConcurrentRuns },
         };
     }

@@ -26,6 +26,16 @@ public sealed record ClipBackendOptions
     public OnnxExportOptions Export { get; init; } = new();
 
     /// <summary>
+    /// float32 (default) or int8. Int8 quantizes the ONNX backend's matrix multiplies (<see cref="OnnxQuantizer"/>; it sets
+    /// <see cref="OnnxExportOptions.Precision"/> of <see cref="Export"/>); the Torch backend computes in float32 only and
+    /// refuses it.
+    /// </summary>
+    public OnnxPrecision Precision { get; init; } = OnnxPrecision.Float32;
+
+    /// <summary>The export options with <see cref="Precision"/> applied.</summary>
+    internal OnnxExportOptions EffectiveExport => Precision == OnnxPrecision.Int8 ? Export with { Precision = OnnxPrecision.Int8 } : Export;
+
+    /// <summary>
     /// Where the ONNX backend writes its exports. Null keeps them in memory, or in a temporary folder when the model is
     /// over 2 GB (ORT then reads external data next to the file).
     /// </summary>
@@ -135,6 +145,8 @@ public sealed class TorchClipBackend : IClipBackend
     {
         _model = model;
         _concurrentRuns = options?.TorchConcurrentRuns ?? 1;
+        if (options?.Precision == OnnxPrecision.Int8 || options?.Export.Precision == OnnxPrecision.Int8)
+            throw new ClipGenException("int8 precision runs on the ONNX Runtime backend only; the TorchSharp backend computes in float32");
         if (_concurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(options), _concurrentRuns, "TorchConcurrentRuns must be at least 1");
         if (options?.TorchThreads > 0) torch.set_num_threads(options.TorchThreads);
         _model.eval();
@@ -241,7 +253,7 @@ public sealed class OnnxClipBackend : IClipBackend
                 OnnxGraphBuilder b;
                 using (no_grad())
                 using (var weights = new ClipOnnxExporter.StateDictWeights(model))
-                    b = ClipOnnxExporter.Build(spec, model.Plan, kind, weights.Get, options.Export);
+                    b = ClipOnnxExporter.Build(spec, model.Plan, kind, weights.Get, options.EffectiveExport);
                 if (dir is null && b.WeightBytes < (1L << 31) - (256L << 20))
                 {
                     sessions.Add(new OnnxClipSession(b.ToBytes(), options.Session));
@@ -268,11 +280,11 @@ public sealed class OnnxClipBackend : IClipBackend
     public static OnnxClipBackend Open(string directory, ClipBackendOptions? options = null)
     {
         options ??= new ClipBackendOptions();
-        var image = new OnnxClipSession(Path.Combine(directory, ClipOnnxExporter.ImageFileName), options.Session);
+        var image = OpenSession(Path.Combine(directory, ClipOnnxExporter.ImageFileName), options);
         OnnxClipSession? text = null;
         try
         {
-            text = new OnnxClipSession(Path.Combine(directory, ClipOnnxExporter.TextFileName), options.Session);
+            text = OpenSession(Path.Combine(directory, ClipOnnxExporter.TextFileName), options);
             var meta = image.Metadata;
             if (!meta.TryGetValue(ClipOnnxNames.MetaSpecYaml, out var yaml) || !meta.TryGetValue(ClipOnnxNames.MetaLogitScale, out var scaleText))
                 throw new ClipGenException($"'{directory}' holds no ClipGen export metadata ({ClipOnnxNames.MetaSpecYaml}, {ClipOnnxNames.MetaLogitScale})");
@@ -288,6 +300,21 @@ public sealed class OnnxClipBackend : IClipBackend
             text?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A session over an exported file as it is, or, when int8 is asked for and the file is float32, over an int8 copy
+    /// quantized in memory (files with external data must be exported as int8 instead).
+    /// </summary>
+    static OnnxClipSession OpenSession(string path, ClipBackendOptions options)
+    {
+        var export = options.EffectiveExport;
+        if (export.Precision != OnnxPrecision.Int8) return new OnnxClipSession(path, options.Session);
+        var info = OnnxModelInfo.Load(path);
+        if (info.Metadata.TryGetValue(OnnxQuantizer.MetaPrecision, out var p) && p == "int8") return new OnnxClipSession(path, options.Session);
+        if (info.Initializers.Any(i => i.IsExternal))
+            throw new ClipGenException($"{path} keeps its weights in external data and cannot be quantized when opened; export it as int8");
+        return new OnnxClipSession(OnnxQuantizer.Quantize(File.ReadAllBytes(path), export.Quantization), options.Session);
     }
 
     public Tensor EncodeImage(Tensor pixelValues)

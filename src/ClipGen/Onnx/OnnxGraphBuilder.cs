@@ -41,6 +41,12 @@ public sealed record OnnxBuilderOptions
     /// </summary>
     public bool PlaceholderWeights { get; init; }
 
+    /// <summary>
+    /// When set, the saved or serialised model is quantized to int8 by <see cref="OnnxQuantizer"/> (the builder's own graph
+    /// stays float32). Not with <see cref="PlaceholderWeights"/>, which have no values to quantize.
+    /// </summary>
+    public OnnxQuantizationOptions? Quantization { get; init; }
+
     /// <summary>The model's producer_version.</summary>
     public string ProducerVersion { get; init; } = typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0";
 }
@@ -102,6 +108,8 @@ public sealed partial class OnnxGraphBuilder
         Weights = weights;
         if (Options.Opset < MinOpset)
             throw new ArgumentOutOfRangeException(nameof(options), Options.Opset, $"opset must be at least {MinOpset} (LayerNormalization)");
+        if (Options.PlaceholderWeights && Options.Quantization is not null)
+            throw new ArgumentException("placeholder weights cannot be quantized (they have no values)", nameof(options));
         _graph = new GraphProto { Name = Options.GraphName };
         _model = new ModelProto
         {
@@ -417,6 +425,7 @@ public sealed partial class OnnxGraphBuilder
         m.MetadataProps.Clear();
         foreach (var (k, v) in _metadata.OrderBy(p => p.Key, StringComparer.Ordinal))
             m.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
+        if (Options.Quantization is { } q) OnnxQuantizer.Apply(m, q);
         return m;
     }
 

@@ -46,6 +46,27 @@ public static class Evaluation
         return (double)correct / labels.Length;
     }
 
+    /// <summary>
+    /// Zero-shot accuracy through a backend (TorchSharp, ONNX Runtime fp32 or int8): class embeddings as in
+    /// <see cref="ClassEmbeddings"/> but from the backend's text features, each image assigned to the nearest class.
+    /// </summary>
+    public static double ZeroShotAccuracy(Backends.IClipBackend backend, IReadOnlyList<string> classLabels, IReadOnlyList<string> templates,
+        Func<IReadOnlyList<string>, long[]> tokenize, Tensor pixels, int[] labels)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var prompts = classLabels.SelectMany(l => templates.Select(t => t.Replace("{}", l, StringComparison.Ordinal))).ToList();
+        var ids = TensorArrays.FromArray(tokenize(prompts), [prompts.Count, backend.Spec.Text.ContextLength]);
+        var text = backend.EncodeText(ids);
+        text = text / text.norm(1, keepdim: true);
+        var classes = text.view(classLabels.Count, templates.Count, -1).mean([1]);
+        classes = classes / classes.norm(1, keepdim: true);
+        var img = backend.EncodeImage(pixels);
+        img = img / img.norm(1, keepdim: true);
+        var pred = img.matmul(classes.t()).argmax(1).data<long>().ToArray();
+        return (double)pred.Where((p, i) => p == labels[i]).Count() / labels.Length;
+    }
+
     /// <summary>Image→text and text→image recall@k for paired rows (row i of each is a pair).</summary>
     public static (double ImageToText, double TextToImage) RecallAtK(Tensor imageEmbeddings, Tensor textEmbeddings, int k)
     {

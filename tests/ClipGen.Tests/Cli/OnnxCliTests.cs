@@ -46,7 +46,7 @@ public class OnnxCliTests
     public void Export_onnx_rejects_bad_options()
     {
         var w = Fixtures.Path_("reference", "openai", "tiny-rn", "model.safetensors");
-        Assert.Equal(2, TestUtil.Cli("export-onnx", "--model", "tiny-rn", "--weights", w, "--output", TestUtil.TempDir(), "--dtype", "int8").Code);
+        Assert.Equal(2, TestUtil.Cli("export-onnx", "--model", "tiny-rn", "--weights", w, "--output", TestUtil.TempDir(), "--dtype", "int4").Code);
         Assert.Equal(2, TestUtil.Cli("export-onnx", "--model", "tiny-rn", "--weights", w, "--output", TestUtil.TempDir(), "--kind", "both").Code);
         var (code, _, err) = TestUtil.Cli("infer", "--model", "tiny-rn", "--weights", w, "--inputs", "i", "--output", "o", "--backend", "tensorrt");
         Assert.Equal(2, code);
