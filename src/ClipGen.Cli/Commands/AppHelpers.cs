@@ -20,20 +20,21 @@ static class AppHelpers
             args.Require("weights"),
             args.Get("vocab"),
             ClipBackends.Parse(args.Get("backend") ?? "torch"),
-            PositiveInt(args, "threads", 0),
-            PositiveInt(args, "concurrent-runs", 1));
+            ThreadCount(args, "threads", 0),
+            ThreadCount(args, "concurrent-runs", 1));
         if (o.ConcurrentRuns < 1) throw new CliUsageException("--concurrent-runs must be at least 1");
         if (o.Threads > 0 && o.ConcurrentRuns > o.Threads)
             throw new CliUsageException($"--concurrent-runs {o.ConcurrentRuns} is more than --threads {o.Threads}: each run needs at least one thread");
         return o;
     }
 
-    static int PositiveInt(CliArgs args, string name, int fallback)
+    /// <summary>A thread count option: a whole number from 1 to <see cref="Limits.MaxThreads"/> (4 per processor).</summary>
+    public static int ThreadCount(CliArgs args, string name, int fallback)
     {
         var text = args.Get(name);
         if (text is null) return fallback;
-        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1)
-            throw new CliUsageException($"--{name} must be a positive whole number, not '{text}'");
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || v > Limits.MaxThreads)
+            throw new CliUsageException($"--{name} must be a whole number from 1 to {Limits.MaxThreads} (4 per processor; CLIPGEN_MAX_THREADS raises it), not '{ErrorText.Value(text)}'");
         return v;
     }
 

@@ -34,7 +34,7 @@ sealed class DemoCommand : ICommand
         var batch = args.GetInt("batch-size", 128);
         var lr = args.GetDouble("lr", 2e-3);
         var seed = args.GetInt("seed", 1);
-        var threads = args.GetInt("threads", Environment.ProcessorCount);
+        var threads = AppHelpers.ThreadCount(args, "threads", Math.Min(Environment.ProcessorCount, Limits.MaxThreads));
         args.RejectUnknown();
 
         var total = Stopwatch.StartNew();

@@ -30,7 +30,7 @@ sealed class TrainCommand : ICommand
         var captionColumn = args.Get("caption-column") ?? "caption";
         var resume = args.Has("resume");
         var freeze = args.Has("freeze-image-tower");
-        var threads = args.GetInt("threads", Environment.ProcessorCount);
+        var threads = AppHelpers.ThreadCount(args, "threads", Math.Min(Environment.ProcessorCount, Limits.MaxThreads));
         var options = new TrainerOptions
         {
             Epochs = args.GetInt("epochs", 10),

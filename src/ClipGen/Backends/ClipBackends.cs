@@ -135,8 +135,8 @@ public sealed class TorchClipBackend : IClipBackend
     {
         _model = model;
         _concurrentRuns = options?.TorchConcurrentRuns ?? 1;
-        if (_concurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(options), _concurrentRuns, "TorchConcurrentRuns must be at least 1");
-        if (options?.TorchThreads > 0) torch.set_num_threads(options.TorchThreads);
+        Limits.CheckThreads(_concurrentRuns, nameof(ClipBackendOptions.TorchConcurrentRuns));
+        if (options?.TorchThreads is { } threads and not 0) torch.set_num_threads(Limits.CheckThreads(threads, nameof(ClipBackendOptions.TorchThreads)));
         _model.eval();
     }
 

@@ -33,7 +33,8 @@ public sealed record OnnxClipSessionOptions
 
     internal SessionOptions Create()
     {
-        if (ConcurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(ConcurrentRuns), ConcurrentRuns, "at least 1");
+        Limits.CheckThreads(ConcurrentRuns, nameof(ConcurrentRuns));
+        if (IntraOpNumThreads != 0) Limits.CheckThreads(IntraOpNumThreads, nameof(IntraOpNumThreads));
         var o = new SessionOptions { GraphOptimizationLevel = OptimizationLevel };
         try
         {

@@ -44,7 +44,8 @@ public sealed class ClipTrainer
     public ClipTrainer(ClipModule model, TrainerOptions options, Func<IReadOnlyList<string>, long[]> tokenize)
     {
         if (options.BatchSize < 2) throw new ClipGenException("contrastive training needs a batch size of at least 2");
-        if (options.Epochs < 1) throw new ClipGenException("--epochs must be at least 1");
+        if (options.Epochs < 1) throw new ClipGenException($"Epochs must be at least 1, not {options.Epochs}");
+        Limits.CheckThreads(options.LoaderThreads, nameof(options.LoaderThreads));
         if (options.AccumulationSteps < 1) throw new ClipGenException("accumulation steps must be at least 1");
         _model = model; _o = options; _tokenize = tokenize;
         _context = model.Spec.Text.ContextLength;
