@@ -1,0 +1,205 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+using System.Text;
+using ClipGen.Tests.Checkpoints;
+
+namespace ClipGen.Tests.Hardening;
+
+/// <summary>
+/// Generators of the hostile inputs of issue 12, shared by the unit tests and by the corpus runner (tools/ClipGen.Hostile, which
+/// links this file and runs the real <c>clipgen</c> on each). Large inputs are generated, never committed. No xunit here.
+/// </summary>
+public static class HostileCorpus
+{
+    // ------------------------------------------------------------------ specs (defects 1, 2)
+
+    /// <summary>The demo spec's text, a valid spec to put hostile YAML in front of.</summary>
+    public static string ValidSpec(string repoRoot) => File.ReadAllText(Path.Combine(repoRoot, "specs", "demo-tiny.yaml"));
+
+    /// <summary><paramref name="levels"/> levels of <c>aN: &amp;aN [*aN-1 ×fanOut]</c> before <paramref name="spec"/>.</summary>
+    public static string AliasBomb(string spec, int levels = 10, int fanOut = 10)
+    {
+        var sb = new StringBuilder("a0: &a0 [x]\n");
+        for (int i = 1; i < levels; i++)
+            sb.Append($"a{i}: &a{i} [").Append(string.Join(",", Enumerable.Repeat($"*a{i - 1}", fanOut))).Append("]\n");
+        return sb + spec;
+    }
+
+    /// <summary>The same bomb with nested mappings instead of lists.</summary>
+    public static string MappingAliasBomb(string spec, int levels = 6, int fanOut = 40)
+    {
+        var sb = new StringBuilder("b0: &b0 {k: v, l: w}\n");
+        for (int i = 1; i < levels; i++)
+            sb.Append($"b{i}: &b{i} {{").Append(string.Join(", ", Enumerable.Range(0, fanOut).Select(j => $"k{j}: *b{i - 1}"))).Append("}\n");
+        return sb + spec;
+    }
+
+    /// <summary><c>x: </c> followed by <paramref name="depth"/> <c>[</c> and as many <c>]</c>, before <paramref name="spec"/>.</summary>
+    public static string DeepNesting(string spec, int depth = 20_000) => "x: " + new string('[', depth) + new string(']', depth) + "\n" + spec;
+
+    /// <summary>Block mappings nested <paramref name="depth"/> deep by indentation.</summary>
+    public static string DeepBlockMappings(int depth = 5_000)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < depth; i++) sb.Append(' ', i).Append("k:\n");
+        return sb.Append(' ', depth).Append("v\n").ToString();
+    }
+
+    // ------------------------------------------------------------------ pickles and torch zips (defects 3–6, 14, 17)
+
+    static readonly byte[] Constants = [0x80, 0x02, (byte)')', (byte)'.'];
+
+    /// <summary>
+    /// A torch zip whose <c>data.pkl</c> is <c>\x80\x02</c> + <c>]</c>×<paramref name="lists"/> + <c>.</c>, deflated (the issue's case:
+    /// 200M lists in 204 KB) or stored. Streams the pickle into the zip, so nothing of that size is held in memory.
+    /// </summary>
+    public static void PickleAmplification(string path, long lists, bool deflate)
+    {
+        using var file = File.Create(path);
+        using var zip = new ZipArchive(file, ZipArchiveMode.Create);
+        var entry = zip.CreateEntry("archive/data.pkl", deflate ? CompressionLevel.SmallestSize : CompressionLevel.NoCompression);
+        using var s = entry.Open();
+        s.Write([0x80, 0x02]);
+        var chunk = new byte[1 << 20];
+        Array.Fill(chunk, (byte)']');
+        for (long left = lists; left > 0; left -= chunk.Length) s.Write(chunk, 0, (int)Math.Min(left, chunk.Length));
+        s.WriteByte((byte)'.');
+    }
+
+    /// <summary>
+    /// A TorchScript archive of <paramref name="nodes"/> modules, each with two attributes naming the next one (so there are
+    /// 2^nodes paths to the last one, which holds one tensor).
+    /// </summary>
+    public static void TorchScriptDag(string path, int nodes)
+    {
+        var p = new PickleWriter();
+        // The leaf: __torch__.dag.Node with {"w": tensor}, memo slot `nodes`.
+        p.Global("__torch__.dag", "Node").EmptyTuple().Op(0x81);
+        p.EmptyDict().Mark().Str("w").Tensor("FloatStorage", "0", 1, 0, [], []).SetItems().Op((byte)'b');
+        p.Op((byte)'r').Op(Le32(nodes)).Op((byte)'0');
+        for (int i = nodes - 1; i >= 0; i--)
+        {
+            p.Global("__torch__.dag", "Node").EmptyTuple().Op(0x81);
+            p.EmptyDict().Mark().Str("a").Op((byte)'j').Op(Le32(i + 1)).Str("b").Op((byte)'j').Op(Le32(i + 1)).SetItems().Op((byte)'b');
+            p.Op((byte)'r').Op(Le32(i));
+            if (i > 0) p.Op((byte)'0');
+        }
+        CheckpointFiles.Zip(path, ("dag/data.pkl", p.Stop().ToArray()), ("dag/constants.pkl", Constants), ("dag/data/0", CheckpointFiles.Floats(1)));
+    }
+
+    /// <summary>
+    /// A TorchScript archive whose root has <paramref name="classes"/> children, each of its own class, all declared in one code file
+    /// padded to <paramref name="codeBytes"/> bytes (stored, as torch.jit.save stores it).
+    /// </summary>
+    public static void SharedCodeFile(string path, int classes, int codeBytes)
+    {
+        var p = new PickleWriter();
+        p.Global("__torch__.big", "Root").EmptyTuple().Op(0x81).EmptyDict().Mark();
+        for (int i = 0; i < classes; i++)
+        {
+            p.Str("c" + i).Global("__torch__.big", "C" + i).EmptyTuple().Op(0x81);
+            p.EmptyDict().Mark().Str("w").Tensor("FloatStorage", i.ToString(), 1, 0, [], []).SetItems().Op((byte)'b');
+        }
+        p.SetItems().Op((byte)'b');
+        var code = new StringBuilder();
+        for (int i = 0; i < classes; i++) code.Append($"class C{i}(Module):\n  __parameters__ = [\"w\", ]\n  w : Tensor\n");
+        var filler = "  # " + new string('x', 76) + "\n";
+        while (code.Length < codeBytes) code.Append(filler);
+        using var file = File.Create(path);
+        using var zip = new ZipArchive(file, ZipArchiveMode.Create);
+        Add(zip, "big/data.pkl", p.Stop().ToArray(), CompressionLevel.NoCompression);
+        Add(zip, "big/constants.pkl", Constants, CompressionLevel.NoCompression);
+        Add(zip, "big/code/__torch__/big.py", Encoding.UTF8.GetBytes(code.ToString()), CompressionLevel.NoCompression);
+        for (int i = 0; i < classes; i++) Add(zip, $"big/data/{i}", CheckpointFiles.Floats(i), CompressionLevel.NoCompression);
+    }
+
+    /// <summary>
+    /// A state dict of <paramref name="views"/> strided 2×2 views (stride [1, 2]) spread over one storage of
+    /// <paramref name="storageFloats"/> floats (value = index), deflated or stored.
+    /// </summary>
+    public static void StridedViews(string path, int views, int storageFloats, bool deflate)
+    {
+        var p = new PickleWriter().EmptyDict().Mark();
+        for (int i = 0; i < views; i++)
+            p.Str("v" + i).Tensor("FloatStorage", "0", storageFloats, StridedViewOffset(i, views, storageFloats), [2, 2], [1, 2]);
+        p.SetItems();
+        using var file = File.Create(path);
+        using var zip = new ZipArchive(file, ZipArchiveMode.Create);
+        Add(zip, "archive/data.pkl", p.Stop().ToArray(), CompressionLevel.NoCompression);
+        var entry = zip.CreateEntry("archive/data/0", deflate ? CompressionLevel.Fastest : CompressionLevel.NoCompression);
+        using var s = entry.Open();
+        var chunk = new byte[1 << 16];
+        for (int start = 0; start < storageFloats; start += chunk.Length / 4)
+        {
+            int n = Math.Min(chunk.Length / 4, storageFloats - start);
+            for (int k = 0; k < n; k++) BinaryPrimitives.WriteSingleLittleEndian(chunk.AsSpan(4 * k), start + k);
+            s.Write(chunk, 0, 4 * n);
+        }
+    }
+
+    /// <summary>Where view <paramref name="i"/> of <see cref="StridedViews"/> starts: spread evenly, the last near the end.</summary>
+    public static long StridedViewOffset(int i, int views, int storageFloats) => (long)(storageFloats - 4) * (i + 1) / views;
+
+    /// <summary>Flips one byte of the stored data of <paramref name="entryName"/> in a zip file (found through the central directory).</summary>
+    public static void FlipStoredByte(string zipPath, string entryName, int offsetInData)
+    {
+        var bytes = File.ReadAllBytes(zipPath);
+        var name = Encoding.UTF8.GetBytes(entryName);
+        for (int pos = bytes.Length - 46; pos >= 0; pos--)
+        {
+            if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(pos)) != 0x02014b50) continue;
+            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(pos + 28));
+            if (nameLength != name.Length || !bytes.AsSpan(pos + 46, nameLength).SequenceEqual(name)) continue;
+            int local = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(pos + 42));
+            int data = local + 30 + BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(local + 26)) + BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(local + 28));
+            bytes[data + offsetInData] ^= 0x40;
+            File.WriteAllBytes(zipPath, bytes);
+            return;
+        }
+        throw new InvalidOperationException($"entry {entryName} not found in {zipPath}");
+    }
+
+    /// <summary>
+    /// A state dict whose deflated <c>data.pkl</c> declares <paramref name="extra"/> more uncompressed bytes than its data holds
+    /// (local header and central directory agree, so only reading finds it short).
+    /// </summary>
+    public static void ShortEntry(string path, int extra = 100)
+    {
+        var pickle = new PickleWriter().EmptyDict().Mark().Str("w").Tensor("FloatStorage", "0", 2, 0, [2], [1]).SetItems().Stop().ToArray();
+        using (var file = File.Create(path))
+        using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
+        {
+            Add(zip, "archive/data.pkl", pickle, CompressionLevel.Optimal);
+            Add(zip, "archive/data/0", CheckpointFiles.Floats(1, 2), CompressionLevel.NoCompression);
+        }
+        var bytes = File.ReadAllBytes(path);
+        // Local header: uncompressed size at +22; central directory header: at +24.
+        for (int pos = 0; pos + 46 <= bytes.Length; pos++)
+        {
+            uint sig = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(pos));
+            if (sig == 0x04034b50 && Encoding.ASCII.GetString(bytes, pos + 30, 16) == "archive/data.pkl")
+                BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(pos + 22), pickle.Length + extra);
+            if (sig == 0x02014b50 && Encoding.ASCII.GetString(bytes, pos + 46, 16) == "archive/data.pkl")
+                BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(pos + 24), pickle.Length + extra);
+        }
+        File.WriteAllBytes(path, bytes);
+    }
+
+    /// <summary>A safetensors file whose one tensor has <paramref name="offsets"/> (raw JSON) as its data_offsets.</summary>
+    public static byte[] SafetensorsWithOffsets(string offsets) =>
+        CheckpointFiles.SafeTensors("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":" + offsets + "}}", CheckpointFiles.Floats(1, 2));
+
+    static void Add(ZipArchive zip, string name, byte[] data, CompressionLevel level)
+    {
+        var entry = zip.CreateEntry(name, level);
+        using var s = entry.Open();
+        s.Write(data);
+    }
+
+    static byte[] Le32(int v)
+    {
+        var b = new byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(b, v);
+        return b;
+    }
+}
