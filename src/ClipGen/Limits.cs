@@ -16,6 +16,9 @@ public static class Limits
     /// </summary>
     public static int MaxThreads { get; } = FromEnvironment("CLIPGEN_MAX_THREADS", Math.Max(16, 4 * Environment.ProcessorCount));
 
+    /// <summary>The default <c>PreprocessOptions.MaxFileBytes</c>: 256 MiB, or <c>CLIPGEN_MAX_IMAGE_BYTES</c>.</summary>
+    public static long MaxImageFileBytes { get; } = FromEnvironment("CLIPGEN_MAX_IMAGE_BYTES", 256L << 20);
+
     /// <summary>Throws when <paramref name="value"/> (named <paramref name="what"/>) is below <paramref name="min"/> or above <see cref="MaxThreads"/>.</summary>
     public static int CheckThreads(int value, string what, int min = 1)
     {

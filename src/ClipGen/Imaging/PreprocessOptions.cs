@@ -85,9 +85,7 @@ public sealed record PreprocessOptions
     /// The largest image file read, in bytes (default 256 MiB, or <c>CLIPGEN_MAX_IMAGE_BYTES</c>). Only regular files are read:
     /// a FIFO or a device (<c>/dev/zero</c>) named like an image is refused before it is opened.
     /// </summary>
-    public long MaxFileBytes { get; init; } = DefaultMaxFileBytes;
-
-    static readonly long DefaultMaxFileBytes = Limits.FromEnvironment("CLIPGEN_MAX_IMAGE_BYTES", 256L << 20);
+    public long MaxFileBytes { get; init; } = Limits.MaxImageFileBytes;
 
     /// <summary>
     /// JPEG decoder (default <see cref="JpegDecoder.Auto"/>: the system's libjpeg-turbo when installed, about twice as fast as

@@ -1,6 +1,5 @@
 using System.Text;
 using ClipGen.Imaging;
-using SkiaSharp;
 
 namespace ClipGen.Training;
 
@@ -95,8 +94,9 @@ public sealed class FileCaptionDataset : ICaptionDataset
             return;
         }
         // Random resized crop: a random area fraction and aspect ratio (3/4..4/3), then the spec's preprocessing.
-        using var bmp = SKBitmap.Decode(path) ?? throw new ClipGenException($"{path}: cannot decode the image");
-        int w = bmp.Width, h = bmp.Height;
+        // Decoded as inference decodes (regular files only, the file size and pixel limits checked before any pixel memory).
+        using var image = _pre.Decode(path);
+        int w = image.Width, h = image.Height;
         int cw = w, ch = h, x0 = 0, y0 = 0;
         for (int attempt = 0; attempt < 10; attempt++)
         {
@@ -114,9 +114,14 @@ public sealed class FileCaptionDataset : ICaptionDataset
         for (int y = 0; y < ch; y++)
             for (int x = 0; x < cw; x++)
             {
-                var c = bmp.GetPixel(x0 + x, y0 + y);
+                long s = (long)(y0 + y) * w + x0 + x;
                 int o = (y * cw + x) * 3;
-                rgb[o] = c.Red; rgb[o + 1] = c.Green; rgb[o + 2] = c.Blue;
+                if (image.Gray32 is { } gray)
+                    rgb[o] = rgb[o + 1] = rgb[o + 2] = (byte)Math.Clamp(gray[s], 0, 255); // mode I: convert("RGB") clips
+                else
+                {
+                    rgb[o] = image.Rgba[4 * s]; rgb[o + 1] = image.Rgba[4 * s + 1]; rgb[o + 2] = image.Rgba[4 * s + 2];
+                }
             }
         _pre.Preprocess(rgb, cw, ch, destination);
     }
