@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using ClipGen.Tests.Checkpoints;
 
@@ -201,5 +203,125 @@ public static class HostileCorpus
         var b = new byte[4];
         BinaryPrimitives.WriteInt32LittleEndian(b, v);
         return b;
+    }
+
+    // ------------------------------------------------------------------ downloads (defect 11)
+
+    /// <summary>demo-tiny with one unpinned direct-URL entry <c>pretrained.web</c> (a torch.save file), for <c>clipgen download</c>.</summary>
+    public static string UnpinnedSpec(string spec) =>
+        spec.Replace("name: demo-tiny", "name: demo-web").Replace("class_name: DemoTiny", "class_name: DemoWeb")
+        + "pretrained:\n  web:\n    url: https://weights.example/demo/model.pt\n    format: torch\n";
+}
+
+/// <summary>How <see cref="HostileHttpServer"/> misbehaves.</summary>
+public enum HostileServerMode
+{
+    /// <summary>Accepts the connection and never answers.</summary>
+    Silent,
+    /// <summary>Sends headers (no Content-Length), then one byte every <c>DripInterval</c>.</summary>
+    Drip,
+    /// <summary>Sends headers without a Content-Length, then bytes until the client goes away (or 4 GiB).</summary>
+    Endless,
+    /// <summary>Sends the first half of the body without a Content-Length and closes, as if the connection dropped.</summary>
+    TruncatedNoLength,
+    /// <summary>Sends the whole body without a Content-Length and closes (a complete close-delimited body).</summary>
+    WholeNoLength,
+}
+
+/// <summary>
+/// An HTTP server on 127.0.0.1 that misbehaves in one <see cref="HostileServerMode"/>. Bounded: each connection lives at most
+/// <see cref="MaxConnectionTime"/>, and everything stops on <see cref="Dispose"/>.
+/// </summary>
+public sealed class HostileHttpServer : IDisposable
+{
+    readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    readonly CancellationTokenSource _stop = new();
+    readonly Task _loop;
+    readonly HostileServerMode _mode;
+    readonly byte[] _body;
+    int _connections;
+
+    public HostileHttpServer(HostileServerMode mode, byte[]? body = null, TimeSpan? dripInterval = null)
+    {
+        _mode = mode;
+        _body = body ?? [];
+        DripInterval = dripInterval ?? TimeSpan.FromSeconds(2);
+        _listener.Start();
+        _loop = Task.Run(LoopAsync);
+    }
+
+    public TimeSpan DripInterval { get; }
+    public static TimeSpan MaxConnectionTime { get; } = TimeSpan.FromSeconds(120);
+    public Uri BaseUrl => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+    public int Connections => Volatile.Read(ref _connections);
+
+    async Task LoopAsync()
+    {
+        var clients = new List<Task>();
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                Interlocked.Increment(ref _connections);
+                clients.Add(Task.Run(() => ServeAsync(client)));
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException) { }
+        try { await Task.WhenAll(clients); } catch (Exception) { }
+    }
+
+    async Task ServeAsync(TcpClient client)
+    {
+        using var _ = client;
+        using var life = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        life.CancelAfter(MaxConnectionTime);
+        try
+        {
+            var stream = client.GetStream();
+            var head = new StringBuilder();
+            var one = new byte[1];
+            while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+            {
+                if (await stream.ReadAsync(one, life.Token) == 0) return;
+                head.Append((char)one[0]);
+            }
+            if (_mode == HostileServerMode.Silent)
+            {
+                await Task.Delay(Timeout.Infinite, life.Token);
+                return;
+            }
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"), life.Token);
+            switch (_mode)
+            {
+                case HostileServerMode.Drip:
+                    for (int i = 0; ; i++)
+                    {
+                        await stream.WriteAsync(new[] { (byte)'P' }, life.Token);
+                        await Task.Delay(DripInterval, life.Token);
+                    }
+                case HostileServerMode.Endless:
+                {
+                    var chunk = new byte[1 << 16];
+                    for (long sent = 0; sent < 4L << 30; sent += chunk.Length) await stream.WriteAsync(chunk, life.Token);
+                    break;
+                }
+                case HostileServerMode.TruncatedNoLength:
+                    await stream.WriteAsync(_body.AsMemory(0, _body.Length / 2), life.Token);
+                    break;
+                case HostileServerMode.WholeNoLength:
+                    await stream.WriteAsync(_body, life.Token);
+                    break;
+            }
+            await stream.FlushAsync(life.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException) { }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        try { _loop.Wait(TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
     }
 }
