@@ -205,6 +205,26 @@ public static class HostileCorpus
         return b;
     }
 
+    // ------------------------------------------------------------------ images (defect 18)
+
+    /// <summary>
+    /// <paramref name="jpeg"/> with 48 bytes in the middle of its entropy-coded scan overwritten (no 0xFF, so no marker is made):
+    /// the headers stay valid and the file is whole, only the scan is corrupt.
+    /// </summary>
+    public static byte[] CorruptMidScan(byte[] jpeg)
+    {
+        int sos = -1;
+        for (int i = 2; i + 3 < jpeg.Length; i++)
+            if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA) { sos = i; break; }
+        if (sos < 0) throw new ArgumentException("no SOS marker");
+        int start = sos + 2 + BinaryPrimitives.ReadUInt16BigEndian(jpeg.AsSpan(sos + 2));
+        int end = jpeg.Length - 2; // before EOI
+        var bytes = jpeg.ToArray();
+        var rng = new Random(12);
+        for (int i = start + (end - start) / 2, k = 0; k < 48 && i < end; i++, k++) bytes[i] = (byte)rng.Next(0, 0xFF);
+        return bytes;
+    }
+
     // ------------------------------------------------------------------ downloads (defect 11)
 
     /// <summary>demo-tiny with one unpinned direct-URL entry <c>pretrained.web</c> (a torch.save file), for <c>clipgen download</c>.</summary>
