@@ -62,7 +62,7 @@ sealed class TrainCommand : ICommand
         var train = Directory.Exists(trainPath)
             ? FileCaptionDataset.FromFolder(trainPath, preprocessor)
             : FileCaptionDataset.FromCsv(trainPath, preprocessor, imageColumn, captionColumn);
-        foreach (var p in train.Problems) stderr.WriteLine($"skipped {p}");
+        foreach (var p in train.Problems) stderr.WriteLine($"skipped {ErrorText.Message(p.ToString())}");
         if (train.Count == 0) throw new ClipGenException($"'{trainPath}' holds no usable image–caption pairs ({train.Problems.Count} rows skipped)");
         stdout.WriteLine($"training {spec.Name} on {train.Count} pairs from {trainPath}" + (train.Problems.Count > 0 ? $" ({train.Problems.Count} bad rows skipped)" : ""));
 
@@ -70,7 +70,7 @@ sealed class TrainCommand : ICommand
         if (valPath is not null)
         {
             val = FileCaptionDataset.FromCsv(valPath, preprocessor, imageColumn, captionColumn);
-            foreach (var p in val.Problems) stderr.WriteLine($"skipped {p}");
+            foreach (var p in val.Problems) stderr.WriteLine($"skipped {ErrorText.Message(p.ToString())}");
         }
         var zeroShot = zeroShotFolder is null ? null : LabelledFolder.Read(zeroShotFolder);
 

@@ -75,7 +75,11 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
         ZipArchive? zip = null;
         try
         {
-            try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false); }
+            try
+            {
+                zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false);
+                _ = zip.Entries.Count; // the central directory is read on first use: read it here, where its errors are caught
+            }
             catch (Exception e) when (e is InvalidDataException or IOException or NotSupportedException or ArgumentException)
             {
                 throw new ClipGenException($"{path}: not a readable zip archive ({e.Message})");

@@ -39,6 +39,7 @@ internal sealed class ZipEntryStream : Stream
     /// <summary>Reads a whole entry of at most <paramref name="maxBytes"/> bytes (<paramref name="what"/> names the limit).</summary>
     public static byte[] ReadAll(string archive, ZipArchiveEntry entry, CheckpointLimits limits, long maxBytes, string what)
     {
+        CheckExpansion(archive, entry, limits);
         if (entry.Length > maxBytes)
             throw new ClipGenException($"{archive}: zip entry '{ErrorText.Value(entry.FullName)}' is {entry.Length:N0} bytes, over the {maxBytes:N0} bytes allowed for {what} (docs/limits.md)");
         var bytes = new byte[entry.Length];

@@ -7,18 +7,11 @@ namespace ClipGen.Tests.Hardening;
 /// <summary>Defects 1 and 2 of issue 12: a YAML alias bomb and deep nesting are refused at their line, within bounded memory.</summary>
 public class SpecParserLimitTests
 {
-    internal static readonly string ValidSpec = File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "specs", "demo-tiny.yaml"));
+    static readonly string ValidSpec = HostileCorpus.ValidSpec(Fixtures.RepoRoot);
 
-    /// <summary>10 levels of <c>aN: &amp;aN [*aN-1 ×10]</c> (10^10 nodes once expanded) before a valid spec.</summary>
-    internal static string AliasBomb(int levels = 10, int fanOut = 10)
-    {
-        var sb = new StringBuilder("a0: &a0 [x]\n");
-        for (int i = 1; i < levels; i++)
-            sb.Append($"a{i}: &a{i} [").Append(string.Join(",", Enumerable.Repeat($"*a{i - 1}", fanOut))).Append("]\n");
-        return sb + ValidSpec;
-    }
+    static string AliasBomb(int levels = 10) => HostileCorpus.AliasBomb(ValidSpec, levels);
 
-    internal static string DeepNesting(int depth) => "x: " + new string('[', depth) + new string(']', depth) + "\n" + ValidSpec;
+    static string DeepNesting(int depth) => HostileCorpus.DeepNesting(ValidSpec, depth);
 
     static SpecException Refused(string text, long maxAllocatedBytes = 256L << 20)
     {
@@ -44,10 +37,7 @@ public class SpecParserLimitTests
     public void A_wide_alias_bomb_in_one_flow_list_is_refused()
     {
         // Variant: fewer levels, more fan-out, written as nested mappings.
-        var sb = new StringBuilder("b0: &b0 {k: v, l: w}\n");
-        for (int i = 1; i < 6; i++)
-            sb.Append($"b{i}: &b{i} {{").Append(string.Join(", ", Enumerable.Range(0, 40).Select(j => $"k{j}: *b{i - 1}"))).Append("}\n");
-        var e = Refused(sb + ValidSpec);
+        var e = Refused(HostileCorpus.MappingAliasBomb(ValidSpec));
         Assert.Contains("expands to more than", e.Diagnostics[0].Message);
     }
 
@@ -65,10 +55,7 @@ public class SpecParserLimitTests
     [Fact]
     public void Deep_block_mappings_are_refused_too()
     {
-        var sb = new StringBuilder();
-        for (int i = 0; i < 200; i++) sb.Append(new string(' ', 2 * i)).Append("k:\n");
-        sb.Append(new string(' ', 400)).Append("v\n");
-        var e = Refused(sb.ToString());
+        var e = Refused(HostileCorpus.DeepBlockMappings(200));
         Assert.Contains("nest more than", e.Diagnostics[0].Message);
     }
 
