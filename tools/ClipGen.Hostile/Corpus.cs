@@ -1,7 +1,5 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
-using System.IO.Hashing;
-using System.Text;
 using ClipGen.Checkpoints;
 using ClipGen.Tests.Checkpoints;
 using ClipGen.Tests.Hardening;
@@ -62,7 +60,7 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         HostileCorpus.PickleAmplification(F("lists-deflated.pt"), 200_000_000, deflate: true);
         yield return new Case("3", "200M ']' deflated to ~200 KB", ["spec", "infer", "--weights", F("lists-deflated.pt")], 2, ["expands from", "more than 100 times"], 700, 30);
         HostileCorpus.PickleAmplification(F("lists-stored.pt"), 20_000_000, deflate: false);
-        yield return new Case("3", "20M ']' stored (20 MB)", ["spec", "infer", "--weights", F("lists-stored.pt")], 2, ["creates more than"], 1200, 30);
+        yield return new Case("3", "20M ']' stored (20 MB)", ["spec", "infer", "--weights", F("lists-stored.pt")], 2, ["creates more than"], 1200, 60);
 
         // 4: TorchScript DAG.
         HostileCorpus.TorchScriptDag(F("dag40.pt"), 40);
@@ -83,7 +81,7 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         yield return new Case("6", "tiny-vit as strided views of 128 MB stored", Infer(F("views-stored.pt")), 0, [], 1500, 40);
 
         // 9: training with bad images.
-        var train9 = TrainingSet("train9", ("zzz_empty.jpg", []), ("zzz_bomb.png", PngHeader(20000, 20000)));
+        var train9 = TrainingSet("train9", ("zzz_empty.jpg", []), ("zzz_bomb.png", HostileCorpus.PngHeader(20000, 20000)));
         yield return new Case("9", "train: empty .jpg and a 20000x20000 PNG", Train(train9, F("run9"), "--batch-size", "18"), 0, ["skipped", "the file is empty", "above the limit"], 1500, 120);
         var train9b = TrainingSet("train9b", ("zzz_text.png", "not an image"u8.ToArray()), ("zzz_cut.jpg", File.ReadAllBytes(Fixture("preprocess", "images", "synth_q90_420.jpg"))[..500]));
         yield return new Case("9", "train: text named .png, truncated .jpg", Train(train9b, F("run9b"), "--batch-size", "18"), 0, ["skipped", "not a recognised image", "truncated"], 1500, 120);
@@ -199,28 +197,7 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         File.WriteAllText(path, text.Replace(from, to));
     }
 
-    /// <summary>16 small coloured PNGs and a CSV, plus the given bad files as extra rows.</summary>
-    string TrainingSet(string folder, params (string Name, byte[] Bytes)[] bad)
-    {
-        var dir = F(folder);
-        Directory.CreateDirectory(dir);
-        var colors = new (string, byte, byte, byte)[] { ("red", 220, 20, 20), ("green", 20, 200, 40), ("blue", 30, 40, 220), ("yellow", 230, 220, 30) };
-        var rows = new List<string> { "filepath,caption" };
-        for (int i = 0; i < 16; i++)
-        {
-            var (name, r, g, b) = colors[i % 4];
-            File.WriteAllBytes(Path.Combine(dir, $"img{i}.png"), SolidPng(40, 36, r, g, b));
-            rows.Add($"img{i}.png,a {name} picture");
-        }
-        foreach (var (name, bytes) in bad)
-        {
-            File.WriteAllBytes(Path.Combine(dir, name), bytes);
-            rows.Add($"{name},a broken picture");
-        }
-        var csv = Path.Combine(dir, "train.csv");
-        File.WriteAllText(csv, string.Join("\n", rows) + "\n");
-        return csv;
-    }
+    string TrainingSet(string folder, params (string Name, byte[] Bytes)[] bad) => HostileCorpus.TrainingSet(F(folder), bad);
 
     HostileHttpServer Server(HostileHttpServer s) { _servers.Add(s); return s; }
 
@@ -279,51 +256,6 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         long s = 1;
         for (int i = shape.Length - 1; i >= 0; i--) { stride[i] = s; s *= shape[i]; }
         return stride;
-    }
-
-    /// <summary>A PNG whose header declares <paramref name="width"/>×<paramref name="height"/> and holds no pixels (a decompression bomb's header).</summary>
-    static byte[] PngHeader(int width, int height)
-    {
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8; ihdr[9] = 2;
-        return [.. PngSignature, .. Chunk("IHDR", ihdr), .. Chunk("IDAT", Zlib(new byte[1 + 3 * width])), .. Chunk("IEND", [])];
-    }
-
-    static byte[] SolidPng(int width, int height, byte r, byte g, byte b)
-    {
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8; ihdr[9] = 2;
-        var raw = new byte[height * (1 + 3 * width)];
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++)
-            {
-                int o = y * (1 + 3 * width) + 1 + 3 * x;
-                raw[o] = r; raw[o + 1] = g; raw[o + 2] = b;
-            }
-        return [.. PngSignature, .. Chunk("IHDR", ihdr), .. Chunk("IDAT", Zlib(raw)), .. Chunk("IEND", [])];
-    }
-
-    static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-
-    static byte[] Chunk(string type, byte[] data)
-    {
-        var typed = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
-        var chunk = new byte[8 + data.Length + 4];
-        BinaryPrimitives.WriteInt32BigEndian(chunk, data.Length);
-        typed.CopyTo(chunk, 4);
-        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), Crc32.HashToUInt32(typed));
-        return chunk;
-    }
-
-    static byte[] Zlib(byte[] raw)
-    {
-        using var ms = new MemoryStream();
-        using (var z = new ZLibStream(ms, CompressionLevel.Optimal, leaveOpen: true)) z.Write(raw);
-        return ms.ToArray();
     }
 
     public void Dispose()

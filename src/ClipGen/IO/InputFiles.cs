@@ -24,25 +24,8 @@ internal static class InputFiles
         try
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.SequentialScan);
-            long length = stream.Length;
-            if (length > maxBytes) throw TooLarge(path, length, maxBytes, what);
-            var buffer = new byte[length];
-            int read = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-            if (read < buffer.Length) Array.Resize(ref buffer, read); // shrank while being read
-            // Grew while being read: take the rest only up to the limit.
-            Span<byte> probe = stackalloc byte[1];
-            if (stream.Read(probe) == 0) return buffer;
-            using var rest = new MemoryStream();
-            rest.Write(buffer);
-            rest.Write(probe);
-            var chunk = new byte[1 << 16];
-            int n;
-            while ((n = stream.Read(chunk)) > 0)
-            {
-                if (rest.Length + n > maxBytes) throw TooLarge(path, rest.Length + n, maxBytes, what);
-                rest.Write(chunk, 0, n);
-            }
-            return rest.ToArray();
+            if (stream.Length > maxBytes) throw TooLarge(path, stream.Length, maxBytes, what);
+            return ReadAll(stream, path, maxBytes, what); // bounded again while reading, in case the file grows
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

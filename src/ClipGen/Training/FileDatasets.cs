@@ -38,6 +38,7 @@ public sealed class FileCaptionDataset : ICaptionDataset
     public static FileCaptionDataset FromCsv(string csvPath, ImagePreprocessor preprocessor, string imageColumn = "filepath", string captionColumn = "caption")
     {
         if (!File.Exists(csvPath)) throw new ClipGenException($"CSV file '{csvPath}' does not exist");
+        IO.InputFiles.RequireRegularFile(csvPath, "a CSV file"); // a FIFO would block, a device never end
         var baseDir = Path.GetDirectoryName(Path.GetFullPath(csvPath))!;
         var items = new List<(string, string)>();
         var problems = new List<DatasetProblem>();
@@ -78,7 +79,7 @@ public sealed class FileCaptionDataset : ICaptionDataset
         {
             var txt = Path.ChangeExtension(file, ".txt");
             if (!File.Exists(txt)) { problems.Add(new DatasetProblem(file, 0, "no sidecar caption (.txt)")); continue; }
-            var caption = File.ReadAllText(txt).Trim();
+            var caption = Encoding.UTF8.GetString(IO.InputFiles.ReadAllBytes(txt, 1 << 20, "a caption file")).Trim();
             if (caption.Length == 0) { problems.Add(new DatasetProblem(txt, 1, "empty caption")); continue; }
             items.Add((file, caption));
         }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.IO.Hashing;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -205,7 +206,74 @@ public static class HostileCorpus
         return b;
     }
 
-    // ------------------------------------------------------------------ images (defect 18)
+    // ------------------------------------------------------------------ images and training sets (defects 9, 18)
+
+    /// <summary>16 small coloured PNGs and a <c>filepath,caption</c> CSV of them in <paramref name="dir"/>, plus the given bad files as extra rows.</summary>
+    public static string TrainingSet(string dir, params (string Name, byte[] Bytes)[] bad)
+    {
+        Directory.CreateDirectory(dir);
+        var colors = new (string, byte, byte, byte)[] { ("red", 220, 20, 20), ("green", 20, 200, 40), ("blue", 30, 40, 220), ("yellow", 230, 220, 30) };
+        var rows = new List<string> { "filepath,caption" };
+        for (int i = 0; i < 16; i++)
+        {
+            var (name, r, g, b) = colors[i % 4];
+            File.WriteAllBytes(Path.Combine(dir, $"img{i}.png"), SolidPng(40, 36, r, g, b));
+            rows.Add($"img{i}.png,a {name} picture");
+        }
+        foreach (var (name, bytes) in bad)
+        {
+            File.WriteAllBytes(Path.Combine(dir, name), bytes);
+            rows.Add($"{name},a broken picture");
+        }
+        var csv = Path.Combine(dir, "train.csv");
+        File.WriteAllText(csv, string.Join("\n", rows) + "\n");
+        return csv;
+    }
+
+    /// <summary>A PNG whose header declares <paramref name="width"/>×<paramref name="height"/> and holds one row (a decompression bomb's header).</summary>
+    public static byte[] PngHeader(int width, int height) =>
+        [.. PngSignature, .. PngChunk("IHDR", Ihdr(width, height)), .. PngChunk("IDAT", Zlib(new byte[1 + 3 * width])), .. PngChunk("IEND", [])];
+
+    /// <summary>An 8-bit RGB PNG of one colour.</summary>
+    public static byte[] SolidPng(int width, int height, byte r, byte g, byte b)
+    {
+        var raw = new byte[height * (1 + 3 * width)];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int o = y * (1 + 3 * width) + 1 + 3 * x;
+                raw[o] = r; raw[o + 1] = g; raw[o + 2] = b;
+            }
+        return [.. PngSignature, .. PngChunk("IHDR", Ihdr(width, height)), .. PngChunk("IDAT", Zlib(raw)), .. PngChunk("IEND", [])];
+    }
+
+    static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+
+    static byte[] Ihdr(int width, int height)
+    {
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
+        return ihdr;
+    }
+
+    static byte[] PngChunk(string type, byte[] data)
+    {
+        var typed = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
+        var chunk = new byte[8 + data.Length + 4];
+        BinaryPrimitives.WriteInt32BigEndian(chunk, data.Length);
+        typed.CopyTo(chunk, 4);
+        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), Crc32.HashToUInt32(typed));
+        return chunk;
+    }
+
+    static byte[] Zlib(byte[] raw)
+    {
+        using var ms = new MemoryStream();
+        using (var z = new ZLibStream(ms, CompressionLevel.Optimal, leaveOpen: true)) z.Write(raw);
+        return ms.ToArray();
+    }
 
     /// <summary>
     /// <paramref name="jpeg"/> with 48 bytes in the middle of its entropy-coded scan overwritten (no 0xFF, so no marker is made):

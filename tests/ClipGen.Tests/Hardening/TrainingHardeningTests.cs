@@ -4,7 +4,6 @@ using ClipGen.Imaging;
 using ClipGen.Modeling;
 using ClipGen.Text;
 using ClipGen.Training;
-using SkiaSharp;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -25,34 +24,7 @@ public class TrainingHardeningTests
         return (model, trainer);
     }
 
-    static void Png(string path, SKColor color, int w = 40, int h = 36)
-    {
-        using var bmp = new SKBitmap(w, h);
-        bmp.Erase(color);
-        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
-        File.WriteAllBytes(path, data.ToArray());
-    }
-
-    /// <summary>16 coloured PNGs and a CSV of them in <paramref name="dir"/>; <paramref name="bad"/> names extra rows whose files are written as given.</summary>
-    static string Csv(string dir, params (string Name, byte[] Bytes)[] bad)
-    {
-        var colors = new (string, SKColor)[] { ("red", SKColors.Red), ("green", SKColors.Green), ("blue", SKColors.Blue), ("yellow", SKColors.Yellow) };
-        var rows = new List<string> { "filepath,caption" };
-        for (int i = 0; i < 16; i++)
-        {
-            var (name, color) = colors[i % 4];
-            Png(Path.Combine(dir, $"img{i}.png"), color);
-            rows.Add($"img{i}.png,a {name} picture");
-        }
-        foreach (var (name, bytes) in bad)
-        {
-            File.WriteAllBytes(Path.Combine(dir, name), bytes);
-            rows.Add($"{name},a broken picture");
-        }
-        var csv = Path.Combine(dir, "train.csv");
-        File.WriteAllText(csv, string.Join("\n", rows) + "\n");
-        return csv;
-    }
+    static string Csv(string dir, params (string Name, byte[] Bytes)[] bad) => HostileCorpus.TrainingSet(dir, bad);
 
     static (int Code, string Out, string Err) Train(string csv, string output, params string[] more) =>
         TestUtil.Cli(["train", "--spec", "demo-tiny", "--train", csv, "--output", output, "--epochs", "2", "--batch-size", "8", "--lr", "1e-3",
@@ -62,8 +34,7 @@ public class TrainingHardeningTests
     public void Undecodable_images_are_skipped_and_reported_and_the_run_finishes()
     {
         var dir = TestUtil.TempDir();
-        Png(Path.Combine(dir, "whole.png"), SKColors.Red);
-        var cut = File.ReadAllBytes(Path.Combine(dir, "whole.png"))[..60];
+        var cut = HostileCorpus.SolidPng(40, 36, 200, 0, 0)[..60];
         var csv = Csv(dir, ("zzz_empty.jpg", []), ("zzz_text.png", "not a png"u8.ToArray()), ("zzz_cut.png", cut));
         var (code, stdout, err) = Train(csv, Path.Combine(dir, "run"), "--batch-size", "19"); // one batch holds every row
         Assert.True(code == 0, err);
@@ -81,7 +52,7 @@ public class TrainingHardeningTests
     {
         var dir = TestUtil.TempDir();
         var big = Path.Combine(dir, "big.png");
-        Png(big, SKColors.Red, 3000, 3000);
+        File.WriteAllBytes(big, HostileCorpus.SolidPng(3000, 3000, 200, 0, 0));
         File.WriteAllText(Path.Combine(dir, "big.txt"), "a big red picture");
         var pre = new ImagePreprocessor(Spec.CreatePreprocessor().Options with { MaxPixels = 1_000_000 });
         var data = FileCaptionDataset.FromFolder(dir, pre);
