@@ -39,7 +39,7 @@ public static class CliHost
         if (cmd is null)
         {
             var near = Specs.SpecResolver.Nearest(argv[0], Commands.Select(c => c.Name));
-            stderr.WriteLine($"error: unknown command '{argv[0]}'" + (near is null ? "" : $" (did you mean '{near}'?)") + ". Run 'clipgen --help'.");
+            stderr.WriteLine(ErrorText.Message($"error: unknown command '{ErrorText.Value(argv[0])}'" + (near is null ? "" : $" (did you mean '{near}'?)") + ". Run 'clipgen --help'."));
             return 2;
         }
         try
@@ -53,37 +53,53 @@ public static class CliHost
             }
             return cmd.Run(args, stdout, stderr);
         }
-        catch (CliUsageException e)
-        {
-            stderr.WriteLine($"error: {e.Message}");
-            stderr.WriteLine($"usage: {cmd.Usage}");
-            return 2;
-        }
-        catch (ClipGenException e)
-        {
-            stderr.WriteLine($"error: {OneLine(e.Message)}");
-            return 2;
-        }
-        catch (OperationCanceledException)
-        {
-            stderr.WriteLine("cancelled.");
-            return 130;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stderr.WriteLine($"error: {OneLine(e.Message)}");
-            return 2;
-        }
         catch (Exception e)
         {
-            stderr.WriteLine($"internal error ({e.GetType().Name}): {OneLine(e.Message)}");
-            if (Environment.GetEnvironmentVariable("CLIPGEN_DEBUG") == "1") stderr.WriteLine(e);
-            else stderr.WriteLine("set CLIPGEN_DEBUG=1 for the stack trace, and please report it.");
-            return 1;
+            return Report(Unwrap(e), cmd, stderr);
         }
     }
 
-    static string OneLine(string s) => s.Replace("\r", " ").Replace("\n", " ");
+    /// <summary>
+    /// The one error path: bad input (a <see cref="ClipGenException"/>, a spec diagnostic, a file that cannot be read) is one
+    /// line and exit code 2; a usage mistake adds the usage; anything else is a bug: "internal error", exit code 1. Every message
+    /// goes through <see cref="ErrorText.Message"/> (control characters escaped, overlong text shortened).
+    /// </summary>
+    static int Report(Exception e, ICommand cmd, TextWriter stderr)
+    {
+        switch (e)
+        {
+            case CliUsageException:
+                stderr.WriteLine($"error: {ErrorText.Message(e.Message)}");
+                stderr.WriteLine($"usage: {cmd.Usage}");
+                return 2;
+            case ClipGenException or Specs.SpecException:
+                stderr.WriteLine($"error: {ErrorText.Message(e.Message)}");
+                return 2;
+            case OperationCanceledException:
+                stderr.WriteLine("cancelled.");
+                return 130;
+            case IOException or UnauthorizedAccessException:
+                stderr.WriteLine($"error: {ErrorText.Message(e.Message)}");
+                return 2;
+            default:
+                stderr.WriteLine($"internal error ({e.GetType().Name}): {ErrorText.Message(e.Message)}");
+                if (Environment.GetEnvironmentVariable("CLIPGEN_DEBUG") == "1") stderr.WriteLine(e);
+                else stderr.WriteLine("set CLIPGEN_DEBUG=1 for the stack trace, and please report it.");
+                return 1;
+        }
+    }
+
+    /// <summary>A failure on a worker thread arrives wrapped; the error is the first inner one.</summary>
+    static Exception Unwrap(Exception e)
+    {
+        for (int i = 0; i < 16; i++)
+        {
+            if (e is AggregateException { InnerExceptions.Count: > 0 } a) e = a.InnerExceptions[0];
+            else if (e is System.Reflection.TargetInvocationException { InnerException: { } inner }) e = inner;
+            else break;
+        }
+        return e;
+    }
 
     static void PrintHelp(TextWriter w)
     {

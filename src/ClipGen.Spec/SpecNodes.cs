@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace ClipGen.Specs
@@ -51,6 +52,29 @@ namespace ClipGen.Specs
         }
     }
 
+    /// <summary>
+    /// Bounds on what a spec's YAML may make the parser build, checked on the parser's events before any node exists:
+    /// how deeply lists and mappings nest, and how many nodes the document holds once every alias (<c>*name</c>) is
+    /// expanded, which is derived from the length of the text. A real spec nests four levels and holds a few hundred nodes.
+    /// </summary>
+    public sealed class SpecParseLimits
+    {
+        /// <summary>The limits <see cref="SpecDocument.Parse(string, string)"/> applies.</summary>
+        public static SpecParseLimits Default { get; } = new SpecParseLimits();
+
+        /// <summary>The deepest nesting of lists and mappings (default 64).</summary>
+        public int MaxDepth { get; init; } = 64;
+
+        /// <summary>Nodes allowed per character of the text, after alias expansion (default 4).</summary>
+        public int NodesPerCharacter { get; init; } = 4;
+
+        /// <summary>Nodes allowed whatever the length (default 4096).</summary>
+        public int MinNodes { get; init; } = 4096;
+
+        /// <summary>The node budget of a text of <paramref name="textLength"/> characters.</summary>
+        public long MaxNodes(int textLength) => MinNodes + (long)NodesPerCharacter * textLength;
+    }
+
     /// <summary>One parsed spec file: its root mapping, or the syntax diagnostics that stopped it.</summary>
     public sealed class SpecDocument
     {
@@ -68,11 +92,27 @@ namespace ClipGen.Specs
         public string? Name => (Root?.Find("name")?.Value as SpecScalar)?.Value;
 
         /// <summary>Parses YAML text into located nodes. A syntax error becomes a CLIPGEN001 diagnostic at its line and column.</summary>
-        public static SpecDocument Parse(string path, string text)
+        public static SpecDocument Parse(string path, string text) => Parse(path, text, SpecParseLimits.Default);
+
+        /// <summary>
+        /// Parses YAML text into located nodes within <paramref name="limits"/>. A syntax error, nesting deeper than
+        /// <see cref="SpecParseLimits.MaxDepth"/> or aliases that expand past the node budget become a CLIPGEN001 diagnostic at the line.
+        /// </summary>
+        public static SpecDocument Parse(string path, string text, SpecParseLimits limits)
         {
+            if (text == null) throw new ArgumentNullException(nameof(text));
+            if (limits == null) throw new ArgumentNullException(nameof(limits));
             var diags = new List<SpecDiagnostic>();
             try
             {
+                // The representation model loads and converts recursively and shares aliased nodes, so the shape is checked
+                // first on the (iterative) parser's events: nesting depth, and the node count with every alias expanded.
+                var shape = CheckShape(path, text, limits);
+                if (shape != null)
+                {
+                    diags.Add(shape);
+                    return new SpecDocument(path, text, null, diags);
+                }
                 var stream = new YamlStream();
                 stream.Load(new StringReader(text));
                 if (stream.Documents.Count == 0)
@@ -102,6 +142,86 @@ namespace ClipGen.Specs
                 return new SpecDocument(path, text, null, diags);
             }
         }
+
+        /// <summary>Walks the parser's events once; the diagnostic of the first nesting or expansion limit crossed, else null.</summary>
+        static SpecDiagnostic? CheckShape(string path, string text, SpecParseLimits limits)
+        {
+            long budget = limits.MaxNodes(text.Length);
+            long nodes = 0;
+            var anchors = new Dictionary<string, (long Size, int Height)>(StringComparer.Ordinal);
+            // Open lists and mappings: the anchor, the node count at the start, the tallest child so far.
+            var open = new List<(string? Anchor, long Start, int Height)>();
+            var parser = new Parser(new StringReader(text));
+            ParsingEvent? last = null;
+            while (true)
+            {
+                try
+                {
+                    if (!parser.MoveNext()) break;
+                }
+                catch (InvalidOperationException x)
+                {
+                    // YamlDotNet throws this (not a YamlException) on some malformed flow collections.
+                    var at = last == null ? new SpecLocation(path, 1, 1) : Loc(path, last.End, last.End);
+                    return new SpecDiagnostic(SpecDiagnosticIds.YamlSyntax, "YAML syntax error after here (" + x.Message.TrimEnd('.') + "); check that brackets and braces are closed", at);
+                }
+                var e = last = parser.Current!;
+                long size;
+                int height;
+                string? anchor = e is NodeEvent n && !n.Anchor.IsEmpty ? n.Anchor.Value : null;
+                switch (e)
+                {
+                    case SequenceStart _:
+                    case MappingStart _:
+                        if (open.Count + 1 > limits.MaxDepth)
+                            return new SpecDiagnostic(SpecDiagnosticIds.YamlSyntax, "lists and mappings nest more than " + limits.MaxDepth + " levels deep here; a spec needs four", Loc(path, e.Start, e.End));
+                        open.Add((anchor, nodes, 0));
+                        nodes++;
+                        if (nodes > budget) return TooMany(path, e, budget, limits);
+                        continue;
+                    case SequenceEnd _:
+                    case MappingEnd _:
+                    {
+                        var top = open[open.Count - 1];
+                        open.RemoveAt(open.Count - 1);
+                        size = nodes - top.Start;
+                        height = top.Height + 1;
+                        if (top.Anchor != null) anchors[top.Anchor] = (size, height);
+                        break;
+                    }
+                    case Scalar _:
+                        size = 1;
+                        height = 0;
+                        nodes++;
+                        if (anchor != null) anchors[anchor] = (1, 0);
+                        break;
+                    case AnchorAlias alias:
+                        // An undefined alias is left to the loader, which reports it.
+                        if (!anchors.TryGetValue(alias.Value.Value, out var target)) target = (1, 0);
+                        size = target.Size;
+                        height = target.Height;
+                        if (open.Count + height > limits.MaxDepth)
+                            return new SpecDiagnostic(SpecDiagnosticIds.YamlSyntax, "the alias *" + alias.Value.Value + " nests lists and mappings more than " + limits.MaxDepth + " levels deep here; a spec needs four", Loc(path, e.Start, e.End));
+                        nodes += size;
+                        break;
+                    default:
+                        continue; // stream and document boundaries, comments
+                }
+                if (nodes > budget) return TooMany(path, e, budget, limits);
+                if (open.Count > 0)
+                {
+                    var parent = open[open.Count - 1];
+                    if (height > parent.Height) open[open.Count - 1] = (parent.Anchor, parent.Start, height);
+                }
+            }
+            return null;
+        }
+
+        static SpecDiagnostic TooMany(string path, ParsingEvent e, long budget, SpecParseLimits limits) =>
+            new SpecDiagnostic(SpecDiagnosticIds.YamlSyntax,
+                "the spec expands to more than " + budget + " YAML nodes by here (anchors and aliases count once per use; the limit is "
+                + limits.NodesPerCharacter + " per character of the file, plus " + limits.MinNodes + "); a spec needs a few hundred: remove the aliases that repeat lists or mappings",
+                Loc(path, e.Start, e.End));
 
         static SpecLocation Loc(string path, Mark start, Mark end)
         {

@@ -21,8 +21,8 @@ static class AppHelpers
             args.Require("weights"),
             args.Get("vocab"),
             ClipBackends.Parse(args.Get("backend") ?? "torch"),
-            PositiveInt(args, "threads", 0),
-            PositiveInt(args, "concurrent-runs", 1),
+            ThreadCount(args, "threads", 0),
+            ThreadCount(args, "concurrent-runs", 1),
             ParsePrecision(args.Get("precision") ?? "fp32"));
         if (o.Precision == Onnx.OnnxPrecision.Int8 && o.Backend != BackendKind.Onnx)
             throw new CliUsageException("--precision int8 runs on ONNX Runtime: add --backend onnx");
@@ -40,12 +40,13 @@ static class AppHelpers
         _ => throw new CliUsageException($"--precision takes fp32 or int8, not '{s}'"),
     };
 
-    static int PositiveInt(CliArgs args, string name, int fallback)
+    /// <summary>A thread count option: a whole number from 1 to <see cref="Limits.MaxThreads"/> (4 per processor).</summary>
+    public static int ThreadCount(CliArgs args, string name, int fallback)
     {
         var text = args.Get(name);
         if (text is null) return fallback;
-        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1)
-            throw new CliUsageException($"--{name} must be a positive whole number, not '{text}'");
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || v > Limits.MaxThreads)
+            throw new CliUsageException($"--{name} must be a whole number from 1 to {Limits.MaxThreads} (4 per processor; CLIPGEN_MAX_THREADS raises it), not '{ErrorText.Value(text)}'");
         return v;
     }
 

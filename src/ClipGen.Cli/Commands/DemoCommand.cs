@@ -34,7 +34,7 @@ sealed class DemoCommand : ICommand
         var batch = args.GetInt("batch-size", 128);
         var lr = args.GetDouble("lr", 2e-3);
         var seed = args.GetInt("seed", 1);
-        var threads = args.GetInt("threads", Environment.ProcessorCount);
+        var threads = AppHelpers.ThreadCount(args, "threads", Math.Min(Environment.ProcessorCount, Limits.MaxThreads));
         args.RejectUnknown();
 
         var total = Stopwatch.StartNew();
@@ -93,7 +93,7 @@ sealed class DemoCommand : ICommand
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
         Console.CancelKeyPress += onCancel;
-        try { trainer.Train(train, Path.Combine(output, "checkpoint"), cancel: cts.Token); }
+        try { trainer.Train(train, Path.Combine(output, "checkpoint"), cancel: cts.Token, overwrite: true); } // the demo always starts over
         finally { Console.CancelKeyPress -= onCancel; }
         trainTime.Stop();
         if (cts.IsCancellationRequested) { stderr.WriteLine($"interrupted; checkpoint saved in {Path.Combine(output, "checkpoint")}"); return 130; }

@@ -12,7 +12,9 @@ sealed class DownloadCommand : ICommand
 {
     public string Name => "download";
     public string Summary => "download a model's published weights into the cache (sha256-verified, resumable)";
-    public string Usage => "clipgen download <model> [--source openai|hf] [--cache DIR] [--url-base http://mirror/] [--quiet]\n"
+    public string Usage => "clipgen download <model> [--source openai|hf] [--cache DIR] [--url-base http://mirror/] [--timeout SECONDS] [--max-time SECONDS] [--quiet]\n"
+        + "  --timeout (default 30): give up an attempt when connecting, waiting for headers or a stalled transfer takes longer (3 attempts);\n"
+        + "  --max-time: give up when the whole download takes longer (default: no limit).\n"
         + "  The cache defaults to $CLIPGEN_CACHE or ~/.cache/clipgen. Prints the file's path on stdout.\n"
         + "  --source hf: Hugging Face Hub files, verified against the sha256 the Hub reports unless the spec pins one;\n"
         + "  the folder gets config.json / open_clip_config.json written from the spec, so 'clipgen infer --weights <folder>' loads it.";
@@ -25,6 +27,8 @@ sealed class DownloadCommand : ICommand
         var cache = args.Get("cache");
         var urlBase = args.Get("url-base");
         var quiet = args.Has("quiet");
+        var timeout = Seconds(args, "timeout") ?? ModelDownloader.DefaultTimeout;
+        var maxTime = Seconds(args, "max-time");
         args.RejectUnknown();
 
         var spec = ClipModelFactory.ResolveSpec(model);
@@ -32,7 +36,7 @@ sealed class DownloadCommand : ICommand
         Uri? baseUri = null;
         if (urlBase is not null && (!Uri.TryCreate(urlBase, UriKind.Absolute, out baseUri) || (baseUri.Scheme != "http" && baseUri.Scheme != "https")))
             throw new CliUsageException($"--url-base must be an absolute http(s) URL, not '{urlBase}'");
-        using var downloader = new ModelDownloader(cache, urlBase: baseUri);
+        using var downloader = new ModelDownloader(cache, urlBase: baseUri, timeout: timeout) { MaxTime = maxTime };
         bool printed = false;
         void Report(DownloadProgress p)
         {
@@ -55,5 +59,14 @@ sealed class DownloadCommand : ICommand
             stderr.WriteLine($"  folder: {result.Folder} (config written from the spec: {string.Join(", ", result.Configs.Select(Path.GetFileName))}); load it with: clipgen infer --model {model} --weights {result.Folder}");
         stdout.WriteLine(result.Path);
         return 0;
+    }
+
+    static TimeSpan? Seconds(CliArgs args, string name)
+    {
+        var text = args.Get(name);
+        if (text is null) return null;
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !double.IsFinite(s) || s <= 0 || s > 86_400 * 7)
+            throw new CliUsageException($"--{name} takes a number of seconds greater than 0 (at most a week), not '{ErrorText.Value(text)}'");
+        return TimeSpan.FromSeconds(s);
     }
 }

@@ -15,7 +15,8 @@ sealed class TrainCommand : ICommand
     public string Usage =>
         "clipgen train --spec <name|spec.yaml> --train <data.csv|folder> --output runs/x [--val val.csv] [--zeroshot-folder DIR] " +
         "[--epochs 10] [--batch-size 64] [--lr 5e-4] [--warmup 100] [--weight-decay 0.2] [--accumulation 1] [--clip-norm 1.0] " +
-        "[--seed 0] [--weights W (fine-tune)] [--freeze-image-tower] [--resume] [--vocab FILE] [--image-column filepath] [--caption-column caption] [--threads N]";
+        "[--seed 0] [--weights W (fine-tune)] [--freeze-image-tower] [--resume | --force] [--vocab FILE] [--image-column filepath] [--caption-column caption] [--threads N]\n" +
+        "  An --output that already holds a run is refused unless --resume continues it or --force starts it over.";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -29,8 +30,9 @@ sealed class TrainCommand : ICommand
         var imageColumn = args.Get("image-column") ?? "filepath";
         var captionColumn = args.Get("caption-column") ?? "caption";
         var resume = args.Has("resume");
+        var force = args.Has("force");
         var freeze = args.Has("freeze-image-tower");
-        var threads = args.GetInt("threads", Environment.ProcessorCount);
+        var threads = AppHelpers.ThreadCount(args, "threads", Math.Min(Environment.ProcessorCount, Limits.MaxThreads));
         var options = new TrainerOptions
         {
             Epochs = args.GetInt("epochs", 10),
@@ -45,6 +47,7 @@ sealed class TrainCommand : ICommand
             LoaderThreads = Math.Max(1, threads),
         };
         args.RejectUnknown();
+        if (resume && force) throw new CliUsageException("give --resume (continue the run in --output) or --force (start it over), not both");
 
         torch.set_num_threads(Math.Max(1, threads));
         torch.manual_seed(options.Seed);
@@ -59,7 +62,7 @@ sealed class TrainCommand : ICommand
         var train = Directory.Exists(trainPath)
             ? FileCaptionDataset.FromFolder(trainPath, preprocessor)
             : FileCaptionDataset.FromCsv(trainPath, preprocessor, imageColumn, captionColumn);
-        foreach (var p in train.Problems) stderr.WriteLine($"skipped {p}");
+        foreach (var p in train.Problems) stderr.WriteLine($"skipped {ErrorText.Message(p.ToString())}");
         if (train.Count == 0) throw new ClipGenException($"'{trainPath}' holds no usable image–caption pairs ({train.Problems.Count} rows skipped)");
         stdout.WriteLine($"training {spec.Name} on {train.Count} pairs from {trainPath}" + (train.Problems.Count > 0 ? $" ({train.Problems.Count} bad rows skipped)" : ""));
 
@@ -67,29 +70,58 @@ sealed class TrainCommand : ICommand
         if (valPath is not null)
         {
             val = FileCaptionDataset.FromCsv(valPath, preprocessor, imageColumn, captionColumn);
-            foreach (var p in val.Problems) stderr.WriteLine($"skipped {p}");
+            foreach (var p in val.Problems) stderr.WriteLine($"skipped {ErrorText.Message(p.ToString())}");
         }
         var zeroShot = zeroShotFolder is null ? null : LabelledFolder.Read(zeroShotFolder);
 
+        bool runExists = File.Exists(Path.Combine(output, ClipTrainer.StateFile)) || File.Exists(Path.Combine(output, ClipTrainer.WeightsFile));
+        if (!resume && !force && runExists)
+            throw new CliUsageException($"'{output}' already holds a training run; continue it with --resume, or pass --force to start it over");
         Directory.CreateDirectory(output);
         var report = new TrainingReport(output);
-        if (!resume && File.Exists(report.MetricsPath)) File.Delete(report.MetricsPath);
+        if (!resume)
+        {
+            File.Delete(report.MetricsPath);
+            File.Delete(report.PlotPath);
+        }
+        else if (ClipTrainer.ReadState(output) is { } saved)
+            report.Restore(saved.History.Select(h => h.ToReport())); // the whole run: a log line lost to a kill is written again
+
+        // Evaluation images that cannot be read are reported once and left out, like training images.
+        var reported = new HashSet<string>(StringComparer.Ordinal);
+        List<int> Readable(IReadOnlyList<string> paths)
+        {
+            var good = new List<int>();
+            for (int i = 0; i < paths.Count; i++)
+            {
+                try { preprocessor.Preprocess(paths[i]); good.Add(i); }
+                catch (ClipGenException e) { if (reported.Add(paths[i])) stderr.WriteLine($"skipped {ErrorText.Message(e.Message)}"); }
+            }
+            return good;
+        }
         var trainer = new ClipTrainer(model, options, Tokenize)
         {
             Progress = new ProgressLine(stderr),
+            ImageSkipped = (_, reason) => stderr.WriteLine($"skipped {ErrorText.Message(reason)}"),
             Evaluate = (m, r) =>
             {
                 if (zeroShot is not null)
                 {
-                    using var classes = Evaluation.ClassEmbeddings(m, zeroShot.Labels, ["a photo of a {}."], Tokenize);
-                    using var px = preprocessor.PreprocessToTensor(zeroShot.Images.Select(i => i.Path).ToList());
-                    r.Metrics["zero_shot_accuracy"] = Evaluation.ZeroShotAccuracy(m, classes, px, zeroShot.Images.Select(i => i.Label).ToArray());
+                    var all = zeroShot.Images.Select(i => i.Path).ToList();
+                    var good = Readable(all);
+                    if (good.Count > 0)
+                    {
+                        using var classes = Evaluation.ClassEmbeddings(m, zeroShot.Labels, ["a photo of a {}."], Tokenize);
+                        using var px = preprocessor.PreprocessToTensor(good.Select(i => all[i]).ToList());
+                        r.Metrics["zero_shot_accuracy"] = Evaluation.ZeroShotAccuracy(m, classes, px, good.Select(i => zeroShot.Images[i].Label).ToArray());
+                    }
                 }
-                if (val is not null && val.Count > 0)
+                var valGood = val is null ? [] : Readable(Enumerable.Range(0, val.Count).Select(val.ImagePath).ToList());
+                if (val is not null && valGood.Count > 0)
                 {
                     using var scope = NewDisposeScope();
-                    var paths = Enumerable.Range(0, val.Count).Select(val.ImagePath).ToList();
-                    var captions = Enumerable.Range(0, val.Count).Select(val.Caption).ToList();
+                    var paths = valGood.Select(val.ImagePath).ToList();
+                    var captions = valGood.Select(val.Caption).ToList();
                     var img = m.EncodeImage(preprocessor.PreprocessToTensor(paths));
                     var txt = m.EncodeText(TensorArrays.FromArray(Tokenize(captions), [captions.Count, spec.Text.ContextLength]));
                     foreach (var k in new[] { 1, 5 })
@@ -112,7 +144,7 @@ sealed class TrainCommand : ICommand
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
         Console.CancelKeyPress += onCancel;
         TrainerState state;
-        try { state = trainer.Train(data: train, outputDir: output, resume: resume, cancel: cts.Token); }
+        try { state = trainer.Train(data: train, outputDir: output, resume: resume, cancel: cts.Token, overwrite: force); }
         finally { Console.CancelKeyPress -= onCancel; }
         if (!state.Finished)
         {

@@ -4,7 +4,11 @@ using ClipGen.Training;
 
 namespace ClipGen.Cli.Commands;
 
-/// <summary>Writes the per-epoch metrics as JSON lines and draws the loss and accuracy curves (ScottPlot).</summary>
+/// <summary>
+/// Writes the per-epoch metrics as JSON lines and draws the loss and accuracy curves (ScottPlot), for the whole run: a resumed run
+/// starts from the epochs saved in the trainer state, and the log is rewritten whole (temporary file, then rename) after each epoch,
+/// so it always matches the checkpoint.
+/// </summary>
 sealed class TrainingReport
 {
     readonly string _jsonl;
@@ -21,16 +25,37 @@ sealed class TrainingReport
     public string PlotPath => _png;
     public IReadOnlyList<EpochReport> Epochs => _epochs;
 
+    /// <summary>Starts from the finished epochs of a resumed run (rewrites the log and the plot when there are any).</summary>
+    public void Restore(IEnumerable<EpochReport> finished)
+    {
+        _epochs.Clear();
+        _epochs.AddRange(finished);
+        if (_epochs.Count > 0) Write();
+    }
+
     public void Add(EpochReport r)
     {
+        _epochs.RemoveAll(e => e.Epoch >= r.Epoch);
         _epochs.Add(r);
-        var row = new Dictionary<string, object>
+        Write();
+    }
+
+    void Write()
+    {
+        var lines = new System.Text.StringBuilder();
+        foreach (var r in _epochs)
         {
-            ["epoch"] = r.Epoch + 1, ["step"] = r.Step, ["train_loss"] = r.TrainLoss, ["lr"] = r.LearningRate,
-            ["images_per_s"] = r.ImagesPerSecond, ["seconds"] = r.Seconds,
-        };
-        foreach (var (k, v) in r.Metrics) row[k] = v;
-        File.AppendAllText(_jsonl, JsonSerializer.Serialize(row) + "\n");
+            var row = new Dictionary<string, object>
+            {
+                ["epoch"] = r.Epoch + 1, ["step"] = r.Step, ["train_loss"] = r.TrainLoss, ["lr"] = r.LearningRate,
+                ["images_per_s"] = r.ImagesPerSecond, ["seconds"] = r.Seconds,
+            };
+            foreach (var (k, v) in r.Metrics) row[k] = v;
+            lines.Append(JsonSerializer.Serialize(row)).Append('\n');
+        }
+        var tmp = _jsonl + ".tmp";
+        File.WriteAllText(tmp, lines.ToString());
+        File.Move(tmp, _jsonl, overwrite: true);
         Plot();
     }
 

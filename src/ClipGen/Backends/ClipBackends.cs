@@ -74,6 +74,54 @@ public interface IClipBackend : IDisposable
     (Tensor PerImage, Tensor PerText) Logits(Tensor imageFeatures, Tensor textFeatures);
 }
 
+/// <summary>
+/// The input checks of every backend, with one set of messages, so that the TorchSharp and ONNX Runtime backends refuse and
+/// accept the same inputs: pixel_values [N,3,R,R] of a floating type, input_ids [N,L] (1 ≤ L ≤ context length) of an integer
+/// type with every id in [0, vocab_size). An empty batch (N = 0) is accepted and gives empty features.
+/// </summary>
+public static class ClipInputs
+{
+    /// <summary>Throws a <see cref="ClipGenException"/> unless <paramref name="pixelValues"/> fits <paramref name="spec"/>'s image tower.</summary>
+    public static void CheckPixels(ClipSpec spec, Tensor pixelValues)
+    {
+        var r = spec.Vision.ImageSize;
+        if (pixelValues.dim() != 4 || pixelValues.shape[1] != 3 || pixelValues.shape[2] != r || pixelValues.shape[3] != r)
+            throw new ClipGenException($"{spec.Name} expects pixel_values of shape [N,3,{r},{r}], got [{string.Join(",", pixelValues.shape)}]");
+        if (!pixelValues.is_floating_point())
+            throw new ClipGenException($"{spec.Name} expects floating-point pixel_values, got {pixelValues.dtype}");
+    }
+
+    /// <summary>Throws a <see cref="ClipGenException"/> unless <paramref name="inputIds"/> fits <paramref name="spec"/>'s text tower.</summary>
+    public static void CheckTokens(ClipSpec spec, Tensor inputIds)
+    {
+        var c = spec.Text.ContextLength;
+        if (inputIds.dim() != 2 || inputIds.shape[1] > c || inputIds.shape[1] < 1)
+            throw new ClipGenException($"{spec.Name} expects input_ids of shape [N,L] with 1 <= L <= {c}, got [{string.Join(",", inputIds.shape)}]");
+        if (inputIds.dtype != ScalarType.Int64 && inputIds.dtype != ScalarType.Int32)
+            throw new ClipGenException($"{spec.Name} expects integer input_ids, got {inputIds.dtype}");
+        if (inputIds.numel() > 0)
+        {
+            long min = inputIds.min().ToInt64(), max = inputIds.max().ToInt64();
+            CheckTokenRange(spec, min, max);
+        }
+    }
+
+    /// <summary>Throws unless every id in <paramref name="inputIds"/> is in [0, vocab_size).</summary>
+    public static void CheckTokens(ClipSpec spec, ReadOnlySpan<long> inputIds)
+    {
+        if (inputIds.IsEmpty) return;
+        long min = long.MaxValue, max = long.MinValue;
+        foreach (var id in inputIds) { if (id < min) min = id; if (id > max) max = id; }
+        CheckTokenRange(spec, min, max);
+    }
+
+    static void CheckTokenRange(ClipSpec spec, long min, long max)
+    {
+        if (min < 0 || max >= spec.Text.VocabSize)
+            throw new ClipGenException($"{spec.Name}: token id {(min < 0 ? min : max)} is outside the vocabulary [0, {spec.Text.VocabSize})");
+    }
+}
+
 /// <summary>Creates backends; switching engines is one argument.</summary>
 public static class ClipBackends
 {
@@ -147,8 +195,8 @@ public sealed class TorchClipBackend : IClipBackend
         _concurrentRuns = options?.TorchConcurrentRuns ?? 1;
         if (options?.Precision == OnnxPrecision.Int8 || options?.Export.Precision == OnnxPrecision.Int8)
             throw new ClipGenException("int8 precision runs on the ONNX Runtime backend only; the TorchSharp backend computes in float32");
-        if (_concurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(options), _concurrentRuns, "TorchConcurrentRuns must be at least 1");
-        if (options?.TorchThreads > 0) torch.set_num_threads(options.TorchThreads);
+        Limits.CheckThreads(_concurrentRuns, nameof(ClipBackendOptions.TorchConcurrentRuns));
+        if (options?.TorchThreads is { } threads and not 0) torch.set_num_threads(Limits.CheckThreads(threads, nameof(ClipBackendOptions.TorchThreads)));
         _model.eval();
     }
 
@@ -158,9 +206,17 @@ public sealed class TorchClipBackend : IClipBackend
     /// <summary>The wrapped model.</summary>
     public ClipModule Model => _model;
 
-    public Tensor EncodeImage(Tensor pixelValues) => Split(pixelValues, _model.EncodeImage);
+    public Tensor EncodeImage(Tensor pixelValues)
+    {
+        ClipInputs.CheckPixels(Spec, pixelValues);
+        return Split(pixelValues, _model.EncodeImage);
+    }
 
-    public Tensor EncodeText(Tensor inputIds) => Split(inputIds, _model.EncodeText);
+    public Tensor EncodeText(Tensor inputIds)
+    {
+        ClipInputs.CheckTokens(Spec, inputIds);
+        return Split(inputIds, _model.EncodeText);
+    }
 
     /// <summary>
     /// Runs <paramref name="encode"/> on the whole batch, or on <see cref="ClipBackendOptions.TorchConcurrentRuns"/> contiguous
@@ -169,6 +225,7 @@ public sealed class TorchClipBackend : IClipBackend
     Tensor Split(Tensor input, Func<Tensor, Tensor> encode)
     {
         long batch = input.shape[0];
+        if (batch == 0) return torch.empty(0, Spec.EmbedDim, dtype: ScalarType.Float32);
         int parts = (int)Math.Max(1, Math.Min(_concurrentRuns, batch));
         if (parts == 1)
         {
@@ -319,17 +376,16 @@ public sealed class OnnxClipBackend : IClipBackend
 
     public Tensor EncodeImage(Tensor pixelValues)
     {
-        var r = Spec.Vision.ImageSize;
-        if (pixelValues.dim() != 4 || pixelValues.shape[1] != 3 || pixelValues.shape[2] != r || pixelValues.shape[3] != r)
-            throw new ClipGenException($"{Spec.Name} expects pixel_values of shape [N,3,{r},{r}], got [{string.Join(",", pixelValues.shape)}]");
+        ClipInputs.CheckPixels(Spec, pixelValues);
+        if (pixelValues.shape[0] == 0) return empty(0, Spec.EmbedDim, dtype: ScalarType.Float32);
         return _image.EncodeImage(pixelValues);
     }
 
     public Tensor EncodeText(Tensor inputIds)
     {
+        ClipInputs.CheckTokens(Spec, inputIds);
         var c = Spec.Text.ContextLength;
-        if (inputIds.dim() != 2 || inputIds.shape[1] > c || inputIds.shape[1] < 1)
-            throw new ClipGenException($"{Spec.Name} expects input_ids of shape [N,L] with 1 <= L <= {c}, got [{string.Join(",", inputIds.shape)}]");
+        if (inputIds.shape[0] == 0) return empty(0, Spec.EmbedDim, dtype: ScalarType.Float32);
         if (inputIds.shape[1] == c) return _text.EncodeText(inputIds);
         using var padded = nn.functional.pad(inputIds.to(ScalarType.Int64), [0, c - inputIds.shape[1]], value: Spec.Text.PadId);
         return _text.EncodeText(padded);

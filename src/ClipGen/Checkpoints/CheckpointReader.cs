@@ -12,9 +12,13 @@ public static class CheckpointReader
 {
     /// <summary>Opens <paramref name="path"/>, validates its index and lists its tensors without reading their data.</summary>
     /// <exception cref="ClipGenException">The path is missing or a folder, the format is unknown, legacy or refused, or the file is damaged.</exception>
-    public static ICheckpointSource Open(string path)
+    public static ICheckpointSource Open(string path) => Open(path, CheckpointLimits.Default);
+
+    /// <summary>As <see cref="Open(string)"/>, within <paramref name="limits"/> (zip expansion, pickle size and objects; docs/limits.md).</summary>
+    public static ICheckpointSource Open(string path, CheckpointLimits limits)
     {
         ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(limits);
         if (Directory.Exists(path))
             throw new ClipGenException($"{path}: is a folder; open one checkpoint file in it (e.g. model.safetensors), or a model.safetensors.index.json with OpenShardedSafetensors");
         if (!File.Exists(path))
@@ -27,7 +31,7 @@ public static class CheckpointReader
         head = head[..n];
 
         if (n >= 4 && head[0] == 'P' && head[1] == 'K' && (head[2] is 3 or 5) && (head[3] is 4 or 6))
-            return TorchArchiveReader.Open(path);
+            return TorchArchiveReader.Open(path, limits);
         if (n >= 9 && head[8] == '{')
             return SafeTensorsReader.Open(path);
         if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
@@ -52,17 +56,20 @@ public static class CheckpointReader
         var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(indexPath))!;
 
         var weightMap = new List<(string Key, string Shard)>();
+        var listed = new HashSet<string>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            using var doc = JsonDocument.Parse(InputFiles.ReadAllBytes(indexPath, IndexMaxBytes, "a sharded checkpoint index"));
             if (doc.RootElement.ValueKind != JsonValueKind.Object
                 || !doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new ClipGenException($"{indexPath}: not a sharded safetensors index (no \"weight_map\" object)");
             foreach (var item in map.EnumerateObject())
             {
                 if (item.Value.ValueKind != JsonValueKind.String)
-                    throw new ClipGenException($"{indexPath}: weight_map entry '{item.Name}' is not a file name");
+                    throw new ClipGenException($"{indexPath}: weight_map entry '{ErrorText.Value(item.Name)}' is not a file name");
+                if (!listed.Add(item.Name))
+                    throw new ClipGenException($"{indexPath}: weight_map lists tensor '{ErrorText.Value(item.Name)}' twice");
                 weightMap.Add((item.Name, item.Value.GetString()!));
             }
             if (doc.RootElement.TryGetProperty("metadata", out var meta) && meta.ValueKind == JsonValueKind.Object)
@@ -104,6 +111,9 @@ public static class CheckpointReader
             throw;
         }
     }
+
+    /// <summary>The largest sharded index read (64 MiB; a real one is under 100 KB).</summary>
+    const long IndexMaxBytes = 64L << 20;
 
     sealed class ShardedSource(string path, ICheckpointSource[] shards, IReadOnlyList<TensorEntry> entries, IReadOnlyDictionary<string, string> metadata)
         : ICheckpointSource

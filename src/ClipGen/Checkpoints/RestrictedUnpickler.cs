@@ -79,16 +79,32 @@ internal sealed class RestrictedUnpickler
     readonly List<object?> _stack = [];
     readonly Stack<int> _marks = new();
     readonly Dictionary<long, object?> _memo = [];
+    readonly long _maxObjects;
+    long _objects;
 
-    RestrictedUnpickler(byte[] data, string file, bool torchScript)
+    RestrictedUnpickler(byte[] data, string file, bool torchScript, long maxObjects)
     {
         _data = data;
         _file = file;
         _torchScript = torchScript;
+        _maxObjects = maxObjects;
     }
 
-    /// <summary>Reads one pickle. <paramref name="torchScript"/> also admits <c>__torch__.*</c> classes as attribute bags.</summary>
-    public static object? Load(byte[] data, string file, bool torchScript) => new RestrictedUnpickler(data, file, torchScript).Run();
+    /// <summary>
+    /// Reads one pickle. <paramref name="torchScript"/> also admits <c>__torch__.*</c> classes as attribute bags. The pickle may create
+    /// at most the number of objects <see cref="CheckpointLimits.PickleObjectBudget"/> allows for its size (memo entries count too).
+    /// </summary>
+    public static object? Load(byte[] data, string file, bool torchScript, CheckpointLimits? limits = null) =>
+        Load(data, file, torchScript, out _, limits);
+
+    /// <summary>As <see cref="Load(byte[], string, bool, CheckpointLimits?)"/>, also saying how many objects the pickle created.</summary>
+    public static object? Load(byte[] data, string file, bool torchScript, out long objects, CheckpointLimits? limits = null)
+    {
+        var u = new RestrictedUnpickler(data, file, torchScript, (limits ?? CheckpointLimits.Default).PickleObjectBudget(data.Length));
+        var root = u.Run();
+        objects = u._objects;
+        return root;
+    }
 
     /// <summary>The globals a checkpoint may name. Everything else is refused.</summary>
     internal static bool IsAllowed(string module, string name, bool torchScript)
@@ -118,7 +134,7 @@ internal sealed class RestrictedUnpickler
                 case (byte)'(': _marks.Push(_stack.Count); break; // MARK
                 case (byte)'0': Pop(); break; // POP
                 case (byte)'1': PopMark(); break; // POP_MARK
-                case (byte)'2': Push(Peek()); break; // DUP
+                case (byte)'2': PushExisting(Peek()); break; // DUP
                 case (byte)'N': Push(null); break;
                 case 0x88: Push(true); break; // NEWTRUE
                 case 0x89: Push(false); break; // NEWFALSE
@@ -185,11 +201,11 @@ internal sealed class RestrictedUnpickler
                 case 0x81: { var args = Pop(); var cls = Pop(); Push(NewObject(cls, args)); break; } // NEWOBJ
                 case (byte)'b': { var state = Pop(); Build(Peek(), state); break; } // BUILD
                 case (byte)'Q': Push(PersistentLoad(Pop())); break; // BINPERSID
-                case (byte)'h': Push(Get(Take(1)[0])); break; // BINGET
-                case (byte)'j': Push(Get(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // LONG_BINGET
-                case (byte)'q': _memo[Take(1)[0]] = Peek(); break; // BINPUT
-                case (byte)'r': _memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(); break; // LONG_BINPUT
-                case 0x94: _memo[_memo.Count] = Peek(); break; // MEMOIZE
+                case (byte)'h': PushExisting(Get(Take(1)[0])); break; // BINGET
+                case (byte)'j': PushExisting(Get(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // LONG_BINGET
+                case (byte)'q': Memo(Take(1)[0]); break; // BINPUT
+                case (byte)'r': Memo(BinaryPrimitives.ReadUInt32LittleEndian(Take(4))); break; // LONG_BINPUT
+                case 0x94: Memo(_memo.Count); break; // MEMOIZE
                 default:
                     throw Fail($"unsupported pickle opcode 0x{op:x2} at byte {at}");
             }
@@ -309,7 +325,29 @@ internal sealed class RestrictedUnpickler
 
     object? Get(long index) => _memo.TryGetValue(index, out var v) ? v : throw Fail($"malformed pickle: memo {index} is not set");
 
-    void Push(object? value) => _stack.Add(value);
+    /// <summary>Pushes a newly created object, which counts against the budget.</summary>
+    void Push(object? value)
+    {
+        Charge();
+        _stack.Add(value);
+    }
+
+    /// <summary>Pushes another reference to an object that already exists (DUP, memo GET).</summary>
+    void PushExisting(object? value) => _stack.Add(value);
+
+    void Memo(long index)
+    {
+        var value = Peek();
+        if (!_memo.ContainsKey(index)) Charge();
+        _memo[index] = value;
+    }
+
+    void Charge()
+    {
+        if (++_objects > _maxObjects)
+            throw new ClipGenException($"{_file}: the checkpoint's pickle creates more than {_maxObjects:N0} objects from {_data.Length:N0} bytes "
+                + "(real checkpoints create one per 6 bytes or more; CheckpointLimits.PickleBytesPerObject or CLIPGEN_PICKLE_BYTES_PER_OBJECT raises the limit)");
+    }
 
     object? Pop()
     {

@@ -15,12 +15,14 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
     /// <summary>TorchScript attributes of OpenAI's released models that are not weights.</summary>
     static readonly string[] OpenAIScalarAttributes = ["input_resolution", "context_length", "vocab_size"];
 
-    const long MaxPickleBytes = 512L * 1024 * 1024;
-
     readonly ZipArchive _zip;
     readonly string _prefix;
+    readonly CheckpointLimits _limits;
     readonly Dictionary<string, string> _metadata = new(StringComparer.Ordinal);
-    readonly Dictionary<string, HashSet<string>?> _declaredTensors = new(StringComparer.Ordinal);
+    /// <summary>Per code file: class name → the parameter and buffer names it declares (each file is read and split once).</summary>
+    readonly Dictionary<string, Dictionary<string, HashSet<string>>?> _codeFiles = new(StringComparer.Ordinal);
+    /// <summary>Storages read by more than one entry when one of them needs more than its own bytes (strided, or inflated from the start).</summary>
+    readonly Dictionary<string, SharedStorage> _shared = new(StringComparer.Ordinal);
     bool _disposed;
 
     public string Path { get; }
@@ -28,22 +30,21 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
     public IReadOnlyList<TensorEntry> Entries { get; }
     public IReadOnlyDictionary<string, string> Metadata => _metadata;
 
-    TorchArchiveReader(string path, ZipArchive zip, string prefix, bool torchScript)
+    TorchArchiveReader(string path, ZipArchive zip, string prefix, bool torchScript, CheckpointLimits limits)
     {
         Path = path;
         _zip = zip;
         _prefix = prefix;
+        _limits = limits;
         Format = torchScript ? "torchscript" : "torch-zip";
 
         var byteOrder = zip.GetEntry(prefix + "byteorder");
-        if (byteOrder is not null && ReadText(byteOrder).Trim() == "big")
+        if (byteOrder is not null && ReadText(byteOrder, 64, "the byteorder entry").Trim() == "big")
             throw new ClipGenException($"{path}: the checkpoint was saved big-endian; re-save it on a little-endian machine");
 
         var pickle = zip.GetEntry(prefix + "data.pkl")!;
-        if (pickle.Length > MaxPickleBytes)
-            throw new ClipGenException($"{path}: data.pkl is {pickle.Length} bytes, too large for a checkpoint index");
-        var bytes = ReadAll(pickle);
-        var root = RestrictedUnpickler.Load(bytes, path, torchScript);
+        var bytes = ZipEntryStream.ReadAll(path, pickle, limits, limits.MaxPickleBytes, "a checkpoint's pickle (CheckpointLimits.MaxPickleBytes, CLIPGEN_MAX_PICKLE_BYTES)");
+        var root = RestrictedUnpickler.Load(bytes, path, torchScript, limits);
 
         var found = new List<(string Name, PickledTensor Tensor)>();
         if (torchScript)
@@ -58,21 +59,31 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
         var entries = new List<TensorEntry>(found.Count);
         foreach (var (name, tensor) in found)
         {
-            if (!names.Add(name)) throw new ClipGenException($"{path}: tensor '{name}' appears twice");
+            if (!names.Add(name)) throw new ClipGenException($"{path}: tensor '{ErrorText.Value(name)}' appears twice");
             entries.Add(CreateEntry(name, tensor));
         }
         Entries = entries;
+        PlanSharedStorages(entries.Cast<Entry>());
     }
 
     /// <summary>Opens a zip that has a top-level <c>&lt;folder&gt;/data.pkl</c>; throws <see cref="ClipGenException"/> otherwise.</summary>
-    public static TorchArchiveReader Open(string path)
+    public static TorchArchiveReader Open(string path, CheckpointLimits? limits = null)
     {
+        limits ??= CheckpointLimits.Default;
+        limits.Validate();
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 4096, FileOptions.RandomAccess);
         ZipArchive? zip = null;
         try
         {
-            try { zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false); }
-            catch (InvalidDataException e) { throw new ClipGenException($"{path}: not a readable zip archive ({e.Message.ReplaceLineEndings(" ")})"); }
+            try
+            {
+                zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false);
+                _ = zip.Entries.Count; // the central directory is read on first use: read it here, where its errors are caught
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or NotSupportedException or ArgumentException)
+            {
+                throw new ClipGenException($"{path}: not a readable zip archive ({e.Message})");
+            }
 
             var pickle = zip.Entries
                 .Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length)
@@ -82,7 +93,7 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
             var prefix = pickle.FullName[..^"data.pkl".Length];
             bool torchScript = zip.GetEntry(prefix + "constants.pkl") is not null
                 || zip.Entries.Any(e => e.FullName.StartsWith(prefix + "code/", StringComparison.Ordinal));
-            return new TorchArchiveReader(path, zip, prefix, torchScript);
+            return new TorchArchiveReader(path, zip, prefix, torchScript, limits);
         }
         catch
         {
@@ -120,19 +131,25 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
             var text = value is PickledTensor t ? ReadScalar(attribute, t) : ScalarText(value);
             if (text is not null) _metadata[attribute] = text;
         }
-        Walk(module, "", found, isRoot: true, new HashSet<ScriptObject>(ReferenceEqualityComparer.Instance));
+        Walk(module, "", found, isRoot: true, new HashSet<ScriptObject>(ReferenceEqualityComparer.Instance), new HashSet<ScriptObject>(ReferenceEqualityComparer.Instance));
 
         bool openAILayout = found.Any(f => f.Item1.StartsWith("visual.", StringComparison.Ordinal))
             && found.Any(f => f.Item1.StartsWith("transformer.resblocks.", StringComparison.Ordinal));
         if (openAIAttributes || openAILayout) _metadata["provenance"] = "openai";
     }
 
-    void Walk(ScriptObject module, string prefix, List<(string, PickledTensor)> found, bool isRoot, HashSet<ScriptObject> path)
+    /// <summary>
+    /// Collects the tensors below <paramref name="module"/>. A module reachable along two paths (shared, or a hostile DAG whose paths
+    /// multiply) is walked once, under the first name found, as <c>named_modules()</c> does; so the walk is linear in the pickle's objects.
+    /// </summary>
+    void Walk(ScriptObject module, string prefix, List<(string, PickledTensor)> found, bool isRoot, HashSet<ScriptObject> path, HashSet<ScriptObject> visited)
     {
-        if (!path.Add(module))
-            throw new ClipGenException($"{Path}: the TorchScript module tree contains a cycle at '{prefix.TrimEnd('.')}'");
-        if (path.Count > 256)
-            throw new ClipGenException($"{Path}: the TorchScript module tree is nested more than 256 levels deep at '{prefix.TrimEnd('.')}'");
+        if (path.Contains(module))
+            throw new ClipGenException($"{Path}: the TorchScript module tree contains a cycle at '{ErrorText.Value(prefix.TrimEnd('.'))}'");
+        if (!visited.Add(module)) return;
+        path.Add(module);
+        if (path.Count > _limits.MaxModuleDepth)
+            throw new ClipGenException($"{Path}: the TorchScript module tree is nested more than {_limits.MaxModuleDepth} levels deep at '{ErrorText.Value(prefix.TrimEnd('.'))}'");
         var declared = DeclaredTensors(module.Type);
         foreach (var (key, value) in module.Attributes.Items)
         {
@@ -144,7 +161,7 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
                     if (declared is null || declared.Contains(name)) found.Add((prefix + name, tensor));
                     break;
                 case ScriptObject child:
-                    Walk(child, prefix + name + ".", found, isRoot: false, path);
+                    Walk(child, prefix + name + ".", found, isRoot: false, path, visited);
                     break;
             }
         }
@@ -157,31 +174,38 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
     /// </summary>
     HashSet<string>? DeclaredTensors(PyGlobal type)
     {
-        var key = type.ToString();
-        if (_declaredTensors.TryGetValue(key, out var cached)) return cached;
-        HashSet<string>? result = null;
-        var entry = _zip.GetEntry(_prefix + "code/" + type.Module.Replace('.', '/') + ".py");
-        if (entry is not null && entry.Length < 16 * 1024 * 1024)
+        var file = _prefix + "code/" + type.Module.Replace('.', '/') + ".py";
+        if (!_codeFiles.TryGetValue(file, out var classes))
+            _codeFiles[file] = classes = ReadDeclarations(file);
+        return classes is not null && classes.TryGetValue(type.Name, out var names) ? names : null;
+    }
+
+    /// <summary>Every class of one code file with its <c>__parameters__</c> and <c>__buffers__</c> names; null when the file is absent or too large.</summary>
+    Dictionary<string, HashSet<string>>? ReadDeclarations(string file)
+    {
+        var entry = _zip.GetEntry(file);
+        if (entry is null || entry.Length > _limits.MaxCodeFileBytes) return null;
+        var classes = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        HashSet<string>? current = null;
+        string? currentName = null;
+        foreach (var line in ReadText(entry, _limits.MaxCodeFileBytes, "a TorchScript code file").Split('\n'))
         {
-            bool inClass = false;
-            foreach (var line in ReadText(entry).Split('\n'))
+            if (line.StartsWith("class ", StringComparison.Ordinal))
             {
-                if (line.StartsWith("class ", StringComparison.Ordinal))
-                {
-                    inClass = line.StartsWith("class " + type.Name + "(", StringComparison.Ordinal);
-                    continue;
-                }
-                if (!inClass) continue;
-                var trimmed = line.TrimStart();
-                if (trimmed.StartsWith("__parameters__ = [", StringComparison.Ordinal) || trimmed.StartsWith("__buffers__ = [", StringComparison.Ordinal))
-                {
-                    result ??= new HashSet<string>(StringComparer.Ordinal);
-                    foreach (Match m in QuotedName().Matches(trimmed)) result.Add(m.Groups[1].Value);
-                }
+                int open = line.IndexOf('(', 6);
+                currentName = open > 6 ? line[6..open] : null;
+                current = null;
+                continue;
+            }
+            if (currentName is null) continue;
+            var trimmed = line.TrimStart();
+            if (trimmed.StartsWith("__parameters__ = [", StringComparison.Ordinal) || trimmed.StartsWith("__buffers__ = [", StringComparison.Ordinal))
+            {
+                if (current is null && !classes.TryGetValue(currentName, out current)) classes[currentName] = current = new HashSet<string>(StringComparer.Ordinal);
+                foreach (Match m in QuotedName().Matches(trimmed)) current.Add(m.Groups[1].Value);
             }
         }
-        _declaredTensors[key] = result;
-        return result;
+        return classes;
     }
 
     [GeneratedRegex("\"([^\"]*)\"")]
@@ -200,29 +224,58 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
     TensorEntry CreateEntry(string name, PickledTensor tensor)
     {
         var storage = tensor.Storage;
+        var shown = ErrorText.Value(name);
         var zipEntry = _zip.GetEntry(_prefix + "data/" + storage.Key)
-            ?? throw new ClipGenException($"{Path}: tensor '{name}' refers to storage 'data/{storage.Key}', which is not in the archive");
+            ?? throw new ClipGenException($"{Path}: tensor '{shown}' refers to storage 'data/{ErrorText.Value(storage.Key)}', which is not in the archive");
         long storageBytes;
         try { storageBytes = checked(storage.ElementCount * storage.DType.Size()); }
-        catch (OverflowException) { throw new ClipGenException($"{Path}: tensor '{name}': storage size {storage.ElementCount} is too large"); }
+        catch (OverflowException) { throw new ClipGenException($"{Path}: tensor '{shown}': storage size {storage.ElementCount} is too large"); }
         if (zipEntry.Length < storageBytes)
-            throw new ClipGenException($"{Path}: tensor '{name}': storage 'data/{storage.Key}' has {zipEntry.Length} bytes but {storageBytes} are declared (truncated?)");
+            throw new ClipGenException($"{Path}: tensor '{shown}': storage 'data/{ErrorText.Value(storage.Key)}' has {zipEntry.Length} bytes but {storageBytes} are declared (truncated?)");
+        ZipEntryStream.CheckExpansion(Path, zipEntry, _limits);
 
         var size = tensor.Size;
         var stride = tensor.Stride;
         if (stride.Length != size.Length || size.Any(s => s < 0) || stride.Any(s => s < 0) || tensor.StorageOffset < 0)
-            throw new ClipGenException($"{Path}: tensor '{name}' has an invalid view (size {TensorEntry.FormatShape(size)}, stride {TensorEntry.FormatShape(stride)}, offset {tensor.StorageOffset})");
+            throw new ClipGenException($"{Path}: tensor '{shown}' has an invalid view (size {TensorEntry.FormatShape(size)}, stride {TensorEntry.FormatShape(stride)}, offset {tensor.StorageOffset})");
         long count = 1, last = tensor.StorageOffset;
         try
         {
             foreach (var s in size) count = checked(count * s);
             for (int i = 0; i < size.Length; i++) last = checked(last + (size[i] - 1) * stride[i]);
+            _ = checked(count * storage.DType.Size());
         }
-        catch (OverflowException) { throw new ClipGenException($"{Path}: tensor '{name}' has an invalid view (overflow)"); }
+        catch (OverflowException) { throw new ClipGenException($"{Path}: tensor '{shown}' has an invalid view (overflow)"); }
         if (count > 0 && last >= storage.ElementCount)
-            throw new ClipGenException($"{Path}: tensor '{name}' reads past the end of its storage 'data/{storage.Key}' ({storage.ElementCount} elements)");
+            throw new ClipGenException($"{Path}: tensor '{shown}' reads past the end of its storage 'data/{ErrorText.Value(storage.Key)}' ({storage.ElementCount} elements)");
 
-        return new Entry(this, name, storage.DType, size, zipEntry, tensor);
+        return new Entry(this, name, storage.DType, size, zipEntry, tensor, count == 0 ? tensor.StorageOffset - 1 : last);
+    }
+
+    /// <summary>
+    /// A storage read by several entries, when at least one of them needs more than its own bytes (a strided view reads the span
+    /// between its first and last element; an entry of a deflated storage inflates everything before it). Such a storage's span is
+    /// inflated once, kept until each of its entries has been read, and then dropped, so the work is bounded by the storage's size
+    /// rather than by (entries × storage).
+    /// </summary>
+    sealed class SharedStorage(long first, long last, int users)
+    {
+        public long First { get; } = first;
+        public long Last { get; } = last;
+        public int Remaining { get; set; } = users;
+        public byte[]? Bytes { get; set; }
+    }
+
+    void PlanSharedStorages(IEnumerable<Entry> entries)
+    {
+        foreach (var group in entries.Where(e => e.ElementCount > 0).GroupBy(e => e.View.Storage.Key, StringComparer.Ordinal))
+        {
+            var list = group.ToList();
+            if (list.Count < 2) continue;
+            bool compressed = list[0].ZipEntry.CompressedLength != list[0].ZipEntry.Length;
+            if (!compressed && list.All(e => IsContiguous(e.View.Size, e.View.Stride))) continue;
+            _shared[group.Key] = new SharedStorage(list.Min(e => e.View.StorageOffset), list.Max(e => e.LastElement), list.Count);
+        }
     }
 
     void Read(Entry entry, Span<byte> destination)
@@ -231,7 +284,7 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
         try { ReadView(entry, destination); }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
-            throw new ClipGenException($"{Path}: tensor '{entry.Name}': cannot read storage 'data/{entry.View.Storage.Key}' ({e.Message.ReplaceLineEndings(" ")})", e);
+            throw new ClipGenException($"{Path}: tensor '{ErrorText.Value(entry.Name)}': cannot read storage 'data/{ErrorText.Value(entry.View.Storage.Key)}' ({e.Message})", e);
         }
     }
 
@@ -239,22 +292,67 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
     {
         var view = entry.View;
         int elementSize = entry.DType.Size();
+        if (_shared.TryGetValue(view.Storage.Key, out var shared))
+        {
+            shared.Bytes ??= ReadSpan(entry, shared.First, shared.Last);
+            Gather(shared.Bytes, view.StorageOffset - shared.First, view.Size, view.Stride, elementSize, destination);
+            if (--shared.Remaining <= 0) shared.Bytes = null;
+            return;
+        }
         if (IsContiguous(view.Size, view.Stride))
         {
-            using var stream = entry.ZipEntry.Open();
-            Skip(stream, view.StorageOffset * elementSize);
+            using var stream = ZipEntryStream.Open(Path, entry.ZipEntry, _limits);
+            stream.SeekForward(view.StorageOffset * elementSize);
             stream.ReadExactly(destination);
             return;
         }
-        // A strided view (rare in state dicts): read the whole storage, let torch gather the view.
-        if (view.Storage.ElementCount * elementSize > int.MaxValue)
-            throw new ClipGenException($"{Path}: tensor '{entry.Name}' is a strided view of a storage over 2 GiB, which is not supported");
-        using var storage = empty([view.Storage.ElementCount], entry.DType.ToScalarType());
-        using (var stream = entry.ZipEntry.Open())
-            stream.ReadExactly(storage.bytes);
-        using var strided = storage.as_strided(view.Size, view.Stride, view.StorageOffset);
-        using var contiguous = strided.contiguous();
-        contiguous.bytes.CopyTo(destination);
+        // A strided view (rare in state dicts): read the span from its first to its last element, then gather.
+        var span = ReadSpan(entry, view.StorageOffset, entry.LastElement);
+        Gather(span, 0, view.Size, view.Stride, elementSize, destination);
+    }
+
+    /// <summary>Elements <paramref name="first"/>..<paramref name="last"/> of the entry's storage.</summary>
+    byte[] ReadSpan(Entry entry, long first, long last)
+    {
+        int elementSize = entry.DType.Size();
+        long bytes = (last - first + 1) * elementSize;
+        if (bytes > Array.MaxLength)
+            throw new ClipGenException($"{Path}: tensor '{ErrorText.Value(entry.Name)}' is a strided or shared view spanning {bytes:N0} bytes of storage 'data/{ErrorText.Value(entry.View.Storage.Key)}'; spans over 2 GiB are not supported");
+        var buffer = new byte[bytes];
+        using var stream = ZipEntryStream.Open(Path, entry.ZipEntry, _limits);
+        stream.SeekForward(first * elementSize);
+        stream.ReadExactly(buffer);
+        return buffer;
+    }
+
+    /// <summary>Copies the view (<paramref name="offset"/> elements into <paramref name="source"/>) into <paramref name="destination"/> in row-major order.</summary>
+    static void Gather(byte[] source, long offset, long[] size, long[] stride, int elementSize, Span<byte> destination)
+    {
+        int nd = size.Length;
+        if (nd == 0 || IsContiguous(size, stride))
+        {
+            source.AsSpan((int)(offset * elementSize), destination.Length).CopyTo(destination);
+            return;
+        }
+        // The innermost dimension is copied as one run when its stride is 1.
+        bool innerRun = stride[nd - 1] == 1;
+        int runElements = innerRun ? (int)size[nd - 1] : 1;
+        int runBytes = runElements * elementSize;
+        int outer = innerRun ? nd - 1 : nd;
+        var index = new long[nd];
+        long src = offset;
+        for (int written = 0; written < destination.Length; written += runBytes)
+        {
+            source.AsSpan((int)(src * elementSize), runBytes).CopyTo(destination[written..]);
+            for (int d = outer - 1; d >= 0; d--)
+            {
+                index[d]++;
+                src += stride[d];
+                if (index[d] < size[d]) break;
+                src -= stride[d] * size[d];
+                index[d] = 0;
+            }
+        }
     }
 
     static bool IsContiguous(long[] size, long[] stride)
@@ -266,19 +364,6 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
             expected *= size[i];
         }
         return true;
-    }
-
-    static void Skip(Stream stream, long count)
-    {
-        if (count == 0) return;
-        if (stream.CanSeek) { stream.Seek(count, SeekOrigin.Current); return; }
-        var scratch = new byte[(int)Math.Min(count, 1 << 20)];
-        while (count > 0)
-        {
-            int n = stream.Read(scratch, 0, (int)Math.Min(count, scratch.Length));
-            if (n <= 0) throw new EndOfStreamException();
-            count -= n;
-        }
     }
 
     static void StripCommonPrefix(List<(string Name, PickledTensor Tensor)> found, string prefix)
@@ -307,15 +392,8 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
         _ => value.GetType().Name,
     };
 
-    static byte[] ReadAll(ZipArchiveEntry entry)
-    {
-        var bytes = new byte[entry.Length];
-        using var stream = entry.Open();
-        stream.ReadExactly(bytes);
-        return bytes;
-    }
-
-    static string ReadText(ZipArchiveEntry entry) => System.Text.Encoding.UTF8.GetString(ReadAll(entry));
+    string ReadText(ZipArchiveEntry entry, long maxBytes, string what) =>
+        System.Text.Encoding.UTF8.GetString(ZipEntryStream.ReadAll(Path, entry, _limits, maxBytes, what));
 
     public void Dispose()
     {
@@ -324,11 +402,13 @@ internal sealed partial class TorchArchiveReader : ICheckpointSource
         _zip.Dispose();
     }
 
-    sealed class Entry(TorchArchiveReader owner, string name, TensorDType dtype, long[] shape, ZipArchiveEntry zipEntry, PickledTensor view)
+    sealed class Entry(TorchArchiveReader owner, string name, TensorDType dtype, long[] shape, ZipArchiveEntry zipEntry, PickledTensor view, long lastElement)
         : TensorEntry(owner.Path, name, dtype, shape)
     {
         public ZipArchiveEntry ZipEntry { get; } = zipEntry;
         public PickledTensor View { get; } = view;
+        /// <summary>The index in the storage of the view's last element.</summary>
+        public long LastElement { get; } = lastElement;
 
         private protected override void ReadContiguous(Span<byte> destination) => owner.Read(this, destination);
     }

@@ -72,14 +72,21 @@ public sealed class ModelDownloader : IDisposable
     /// When set, every URL's scheme, host and port are replaced by this one's (its path is prepended), e.g. a mirror or a test server
     /// on 127.0.0.1. Explicit only: no environment variable changes where ClipGen downloads from. Redirect targets are not rewritten.
     /// </param>
-    public ModelDownloader(string? cacheDirectory = null, HttpMessageHandler? handler = null, Uri? urlBase = null)
+    /// <param name="timeout">
+    /// How long connecting, waiting for the response headers, or a stalled transfer may take before an attempt is abandoned
+    /// (default <see cref="DefaultTimeout"/>); see <see cref="Timeout"/>.
+    /// </param>
+    public ModelDownloader(string? cacheDirectory = null, HttpMessageHandler? handler = null, Uri? urlBase = null, TimeSpan? timeout = null)
     {
         CacheDirectory = Path.GetFullPath(cacheDirectory ?? DefaultCacheDirectory);
         UrlBase = urlBase;
+        Timeout = timeout ?? DefaultTimeout;
+        if (Timeout <= TimeSpan.Zero || Timeout == System.Threading.Timeout.InfiniteTimeSpan)
+            throw new ClipGenException($"the download timeout must be a positive time, not {Timeout}");
         _ownsHttp = true;
-        _http = new HttpClient(handler ?? new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None, AllowAutoRedirect = false }, disposeHandler: handler is null)
+        _http = new HttpClient(handler ?? new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None, AllowAutoRedirect = false, ConnectTimeout = Timeout }, disposeHandler: handler is null)
         {
-            Timeout = Timeout.InfiniteTimeSpan,
+            Timeout = System.Threading.Timeout.InfiniteTimeSpan,
         };
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("ClipGen", typeof(ModelDownloader).Assembly.GetName().Version?.ToString() ?? "0"));
     }
@@ -98,8 +105,30 @@ public sealed class ModelDownloader : IDisposable
     /// <summary>How many times a dropped transfer is resumed within one call (default 3).</summary>
     public int MaxAttempts { get; init; } = 3;
 
-    /// <summary>How long one read may stall before the attempt is abandoned (default 60 s).</summary>
-    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>The default <see cref="Timeout"/>: 30 s.</summary>
+    public static TimeSpan DefaultTimeout { get; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long connecting, waiting for response headers, or one read may take; and the window over which the transfer must average
+    /// at least <see cref="MinBytesPerSecond"/> (a server that drips a byte every few seconds is given up on, as curl's
+    /// <c>--speed-limit</c>/<c>--speed-time</c> do). Each abandoned attempt is retried up to <see cref="MaxAttempts"/> times, resuming.
+    /// </summary>
+    public TimeSpan Timeout { get; }
+
+    /// <summary>The slowest average transfer accepted over one <see cref="Timeout"/> window (default 1,024 bytes per second).</summary>
+    public long MinBytesPerSecond { get; init; } = 1024;
+
+    /// <summary>The longest a whole download may take, retries included (default: no limit; a slow but steady transfer goes on).</summary>
+    public TimeSpan? MaxTime { get; init; }
+
+    /// <summary>
+    /// The most bytes a file may have; null (the default) derives it from the spec: 16 bytes per parameter (fp64 weights and an
+    /// optimizer's two moments fit) plus 256 MiB. A server that announces or sends more is refused and the partial file deleted.
+    /// </summary>
+    public long? MaxBytes { get; init; }
+
+    /// <summary>The size limit of <paramref name="spec"/>'s downloads: <see cref="MaxBytes"/>, else derived from the parameter count.</summary>
+    public long SizeLimit(ClipSpec spec) => MaxBytes ?? checked(KeyTable.ParameterCount(spec) * 16 + (256L << 20));
 
     /// <summary>The published checkpoint of <paramref name="spec"/> from <paramref name="source"/> (default: the first one listed).</summary>
     public static PretrainedSpec Select(ClipSpec spec, string? source)
@@ -137,7 +166,24 @@ public sealed class ModelDownloader : IDisposable
     /// </exception>
     public async Task<DownloadedCheckpoint> DownloadAsync(ClipSpec spec, PretrainedSpec pretrained, Action<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        if (MaxTime is not { } maxTime) return await DownloadCoreAsync(spec, pretrained, progress, cancellationToken).ConfigureAwait(false);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(maxTime);
+        try
+        {
+            return await DownloadCoreAsync(spec, pretrained, progress, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            var kept = File.Exists(CachePath(spec, pretrained) + ".partial") ? " (the partial file is kept; run again to resume)" : "";
+            throw new ClipGenException($"downloading {pretrained.Url} timed out: it took longer than the {maxTime.TotalSeconds:0.#} s allowed for the whole download{kept}");
+        }
+    }
+
+    async Task<DownloadedCheckpoint> DownloadCoreAsync(ClipSpec spec, PretrainedSpec pretrained, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
         CheckLayout(spec, pretrained);
+        long maxBytes = SizeLimit(spec);
         var target = CachePath(spec, pretrained);
         var folder = Path.GetDirectoryName(target)!;
         Directory.CreateDirectory(folder);
@@ -191,7 +237,8 @@ public sealed class ModelDownloader : IDisposable
         }
 
         var partial = target + ".partial";
-        await RetryAsync(url, partial, async () => { await TransferAsync(url, partial, Path.GetFileName(target), progress, cancellationToken).ConfigureAwait(false); return true; }, cancellationToken).ConfigureAwait(false);
+        bool lengthKnown = false;
+        await RetryAsync(url, partial, async () => { lengthKnown = await TransferAsync(url, partial, Path.GetFileName(target), maxBytes, progress, cancellationToken).ConfigureAwait(false); return true; }, cancellationToken).ConfigureAwait(false);
 
         if (expected.Length > 0)
         {
@@ -201,6 +248,18 @@ public sealed class ModelDownloader : IDisposable
                 File.Delete(partial);
                 var said = origin == Sha256Origin.Hub ? $"the Hub reported (X-Linked-Etag) for spec '{spec.Name}'" : $"spec '{spec.Name}' says";
                 throw new ClipGenException($"downloaded {url} but its sha256 is {actual}, not {expected} as {said}; the file was deleted");
+            }
+        }
+        else
+        {
+            // Unverified (no sha256 anywhere): at least the file must be a whole checkpoint. A body the server ended by closing the
+            // connection, without a Content-Length, cannot be told from a truncated one otherwise.
+            try { using var _ = CheckpointReader.Open(partial); }
+            catch (ClipGenException e)
+            {
+                File.Delete(partial);
+                var why = lengthKnown ? "" : " The server sent no Content-Length, so a dropped connection looks like the end of the file.";
+                throw new ClipGenException($"downloaded {url}, but it is not a complete checkpoint ({e.Message}); the file was deleted.{why} Pin its sha256 in spec '{spec.Name}' to verify it");
             }
         }
         File.Move(partial, target, overwrite: true);
@@ -296,7 +355,7 @@ public sealed class ModelDownloader : IDisposable
         for (int hop = 0; ; hop++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Head, current);
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
             var commit = Header(response, "X-Repo-Commit");
             var linked = Header(response, "X-Linked-Etag");
             if (linked is not null)
@@ -316,6 +375,25 @@ public sealed class ModelDownloader : IDisposable
             ThrowUnlessSuccess(response, current);
             var etag = Header(response, "ETag");
             return new HubFileInfo(null, commit, etag is null ? "no X-Linked-Etag, no ETag" : $"no X-Linked-Etag; its ETag {etag} is a git blob id, so the file is not stored in LFS");
+        }
+    }
+
+    /// <summary>Sends a request and waits at most <see cref="Timeout"/> for the response headers.</summary>
+    async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        using var headers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        headers.CancelAfter(Timeout);
+        try
+        {
+            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"timed out: no response from {request.RequestUri?.Authority} within {Timeout.TotalSeconds:0.#} s");
+        }
+        catch (HttpRequestException e) when (e.InnerException is OperationCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"timed out connecting to {request.RequestUri?.Authority} ({Timeout.TotalSeconds:0.#} s)", e);
         }
     }
 
@@ -379,7 +457,8 @@ public sealed class ModelDownloader : IDisposable
         return new UriBuilder(UrlBase.Scheme, UrlBase.Host, UrlBase.Port, basePath + uri.AbsolutePath) { Query = uri.Query.TrimStart('?') }.Uri;
     }
 
-    async Task TransferAsync(Uri url, string partial, string displayName, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>One attempt; true when the server said how long the file is (Content-Length, Content-Range or chunked framing).</summary>
+    async Task<bool> TransferAsync(Uri url, string partial, string displayName, long maxBytes, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         long have = File.Exists(partial) ? new FileInfo(partial).Length : 0;
         HttpResponseMessage? response = null;
@@ -391,7 +470,7 @@ public sealed class ModelDownloader : IDisposable
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, current);
                 if (have > 0) request.Headers.Range = new RangeHeaderValue(have, null);
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+                response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
                 if (!IsRedirect(response.StatusCode) || RedirectTarget(current, response) is not { } next) break;
                 if (hop >= MaxRedirects) throw new ClipGenException($"more than {MaxRedirects} redirects from {url}");
                 response.Dispose();
@@ -400,9 +479,9 @@ public sealed class ModelDownloader : IDisposable
             }
 
             if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && have > 0)
-                return; // the partial file is already whole; the sha256 decides
+                return true; // the partial file is already whole; the sha256 decides
             ThrowUnlessSuccess(response, current);
-            await ReceiveAsync(response, partial, have, displayName, progress, cancellationToken).ConfigureAwait(false);
+            return await ReceiveAsync(response, partial, have, displayName, maxBytes, progress, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -410,7 +489,7 @@ public sealed class ModelDownloader : IDisposable
         }
     }
 
-    async Task ReceiveAsync(HttpResponseMessage response, string partial, long have, string displayName, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
+    async Task<bool> ReceiveAsync(HttpResponseMessage response, string partial, long have, string displayName, long maxBytes, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         bool append = have > 0 && response.StatusCode == HttpStatusCode.PartialContent;
         if (append && response.Content.Headers.ContentRange is { From: { } from } && from != have)
@@ -418,6 +497,12 @@ public sealed class ModelDownloader : IDisposable
         if (!append) have = 0;
         long? total = response.Content.Headers.ContentLength is { } length ? length + have : null;
         if (response.Content.Headers.ContentRange?.Length is { } full) total = full;
+        if (total > maxBytes)
+        {
+            File.Delete(partial);
+            throw new ClipGenException($"{response.RequestMessage?.RequestUri} is {total:N0} bytes, over the {maxBytes:N0} bytes a checkpoint of this spec can have (ModelDownloader.MaxBytes raises it); nothing was kept");
+        }
+        bool lengthKnown = total is not null || response.Headers.TransferEncodingChunked == true;
 
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         await using var file = new FileStream(partial, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
@@ -425,16 +510,34 @@ public sealed class ModelDownloader : IDisposable
         var clock = Stopwatch.StartNew();
         long received = have, startedAt = have;
         var lastReport = TimeSpan.Zero;
+        // The low-speed window: at least MinBytesPerSecond on average over every Timeout.
+        var windowStart = clock.Elapsed;
+        long windowBytes = 0;
+        long windowNeed = (long)(MinBytesPerSecond * Timeout.TotalSeconds);
         while (true)
         {
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            stall.CancelAfter(ReadTimeout);
+            stall.CancelAfter(Timeout);
             int n;
             try { n = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { throw new TimeoutException($"no data for {ReadTimeout.TotalSeconds:0} s"); }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { throw new TimeoutException($"timed out: no data for {Timeout.TotalSeconds:0.#} s"); }
             if (n == 0) break;
+            if (received + n > maxBytes)
+            {
+                await file.DisposeAsync().ConfigureAwait(false);
+                File.Delete(partial);
+                throw new ClipGenException($"{response.RequestMessage?.RequestUri} sent more than the {maxBytes:N0} bytes a checkpoint of this spec can have (an endless body? ModelDownloader.MaxBytes raises the limit); the partial file was deleted");
+            }
             await file.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
             received += n;
+            windowBytes += n;
+            if (clock.Elapsed - windowStart >= Timeout)
+            {
+                if (windowBytes < windowNeed)
+                    throw new TimeoutException($"timed out: the transfer stalled ({windowBytes:N0} bytes in {(clock.Elapsed - windowStart).TotalSeconds:0} s, below {MinBytesPerSecond:N0} bytes per second)");
+                windowStart = clock.Elapsed;
+                windowBytes = 0;
+            }
             if (progress is not null && (clock.Elapsed - lastReport).TotalMilliseconds >= 100)
             {
                 lastReport = clock.Elapsed;
@@ -445,6 +548,9 @@ public sealed class ModelDownloader : IDisposable
         progress?.Invoke(new DownloadProgress(displayName, received, total, (received - startedAt) / Math.Max(1e-3, clock.Elapsed.TotalSeconds)));
         if (total is { } t && received < t)
             throw new IOException($"the connection closed after {received} of {t} bytes");
+        if (total is { } u && received > u)
+            throw new IOException($"the server sent {received} bytes, more than the {u} it announced");
+        return lengthKnown;
     }
 
     /// <summary>The lower-case hex sha256 of a file.</summary>

@@ -147,8 +147,9 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
         }
 
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out var begin) || !offsets[1].TryGetInt64(out var end))
-            throw Fail(Path, $"tensor '{name}': \"data_offsets\" must be [begin, end]");
+            throw Fail(Path, $"tensor '{name}': \"data_offsets\" must be [begin, end] as two whole numbers, not {Shorten(offsets)}");
         if (begin < 0 || end < begin)
             throw Fail(Path, $"tensor '{name}': data_offsets [{begin},{end}] are not an ordered pair of non-negative offsets");
         if (end > _dataLength)
@@ -196,6 +197,8 @@ internal sealed unsafe class SafeTensorsReader : ICheckpointSource
     static ClipGenException Fail(string path, string message) => new($"{path}: not a valid safetensors file: {message}");
 
     static string OneLine(string s) => s.ReplaceLineEndings(" ");
+
+    static string Shorten(JsonElement e) => e.ValueKind == JsonValueKind.Undefined ? "missing" : ErrorText.Value(e.GetRawText());
 
     sealed class Entry(SafeTensorsReader owner, string name, TensorDType dtype, long[] shape, long begin, long end)
         : TensorEntry(owner.Path, name, dtype, shape)

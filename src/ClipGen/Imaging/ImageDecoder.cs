@@ -59,8 +59,9 @@ internal static class ImageDecoder
         if (!LooksLikeAnImage(data))
             throw new ClipGenException($"{name}: not a recognised image (expected PNG, JPEG, WebP, BMP or GIF)");
 
+        string? jpegProblem = null;
         if (jpeg == JpegDecoder.Auto && data.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])
-            && TurboJpeg.TryDecode(data, name, maxPixels) is { } fast)
+            && TurboJpeg.TryDecode(data, name, maxPixels, out jpegProblem) is { } fast)
             return fast;
 
         // PNG: read the header ourselves first, so that a bomb is refused even when Skia would not get far enough to say.
@@ -101,7 +102,14 @@ internal static class ImageDecoder
             SKEncodedImageFormat.Gif => GifMode(data),
             _ => PilMode.Rgb, // JPEG: L or RGB, both resized alike.
         };
-        return png is { BitDepth: 16 } ? Decode16(data, png.Value, name) : Decode8(codec, width, height, mode, name);
+        var decoded = png is { BitDepth: 16 } ? Decode16(data, png.Value, name) : Decode8(codec, width, height, mode, name);
+        if (jpegProblem is not null)
+        {
+            // Skia decoded what libjpeg-turbo warned about (data corrupted inside the scan): an error, not silently wrong pixels.
+            decoded.Dispose();
+            throw new ClipGenException($"{name}: the JPEG data is corrupt ({jpegProblem.TrimEnd('.')})");
+        }
+        return decoded;
     }
 
     /// <summary>The magic numbers of the formats we decode.</summary>

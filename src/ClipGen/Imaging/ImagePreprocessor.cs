@@ -55,8 +55,7 @@ public sealed class ImagePreprocessor
     {
         ArgumentNullException.ThrowIfNull(path);
         CheckDestination(destination, 1);
-        var bytes = ReadFile(path);
-        using var image = ImageDecoder.Decode(bytes, path, Options.MaxPixels, Options.JpegDecoder);
+        using var image = Decode(path);
         Run(image, destination);
     }
 
@@ -65,17 +64,7 @@ public sealed class ImagePreprocessor
     {
         ArgumentNullException.ThrowIfNull(stream);
         name ??= stream is FileStream fs ? fs.Name : "<stream>";
-        byte[] bytes;
-        try
-        {
-            using var ms = new MemoryStream();
-            stream.CopyTo(ms);
-            bytes = ms.ToArray();
-        }
-        catch (IOException e)
-        {
-            throw new ClipGenException($"{name}: cannot read the image ({e.Message})", e);
-        }
+        var bytes = IO.InputFiles.ReadAll(stream, name, Options.MaxFileBytes, "an image (PreprocessOptions.MaxFileBytes, CLIPGEN_MAX_IMAGE_BYTES)");
         var result = new float[ValuesPerImage];
         using var image = ImageDecoder.Decode(bytes, name, Options.MaxPixels, Options.JpegDecoder);
         Run(image, result);
@@ -173,21 +162,11 @@ public sealed class ImagePreprocessor
             throw new ArgumentException($"destination holds {destination.Length} floats; [{images}, 3, {ImageSize}, {ImageSize}] needs {need}", nameof(destination));
     }
 
-    static byte[] ReadFile(string path)
-    {
-        try
-        {
-            return File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new ClipGenException($"{path}: file not found", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ClipGenException($"{path}: cannot read the file ({e.Message})", e);
-        }
-    }
+    /// <summary>The file's bytes: a regular file only (not a FIFO or a device), of at most <see cref="PreprocessOptions.MaxFileBytes"/>.</summary>
+    byte[] ReadFile(string path) => IO.InputFiles.ReadAllBytes(path, Options.MaxFileBytes, "an image (PreprocessOptions.MaxFileBytes, CLIPGEN_MAX_IMAGE_BYTES)");
+
+    /// <summary>Reads and decodes an image file within this preprocessor's limits (file size, pixel count).</summary>
+    internal DecodedImage Decode(string path) => ImageDecoder.Decode(ReadFile(path), path, Options.MaxPixels, Options.JpegDecoder);
 
     /// <summary>Resize, crop or pad, convert to RGB, normalise into [3, S, S].</summary>
     internal void Run(DecodedImage image, Span<float> destination)

@@ -82,6 +82,12 @@ public sealed record PreprocessOptions
     public long MaxPixels { get; init; } = PilMaxImagePixels;
 
     /// <summary>
+    /// The largest image file read, in bytes (default 256 MiB, or <c>CLIPGEN_MAX_IMAGE_BYTES</c>). Only regular files are read:
+    /// a FIFO or a device (<c>/dev/zero</c>) named like an image is refused before it is opened.
+    /// </summary>
+    public long MaxFileBytes { get; init; } = Limits.MaxImageFileBytes;
+
+    /// <summary>
     /// JPEG decoder (default <see cref="JpegDecoder.Auto"/>: the system's libjpeg-turbo when installed, about twice as fast as
     /// SkiaSharp's build on a 640×480 photo; the pixels are the same). See docs/preprocessing.md.
     /// </summary>
@@ -92,6 +98,7 @@ public sealed record PreprocessOptions
     {
         if (ImageSize is < 1 or > 8192) throw new ClipGenException($"image size must be between 1 and 8192, not {ImageSize}");
         if (MaxPixels < 1) throw new ClipGenException($"MaxPixels must be positive, not {MaxPixels}");
+        if (MaxFileBytes < 1) throw new ClipGenException($"MaxFileBytes must be positive, not {MaxFileBytes}");
         for (int c = 0; c < 3; c++)
         {
             if (!float.IsFinite(Mean[c])) throw new ClipGenException($"mean[{c}] must be a finite number, not {Mean[c]}");

@@ -32,6 +32,7 @@ internal static unsafe class TurboJpeg
         public delegate* unmanaged<nint, byte*, CULong, int*, int*, int*, int*, int> DecompressHeader3;
         public delegate* unmanaged<nint, byte*, CULong, byte*, int, int, int, int, int, int> Decompress2;
         public delegate* unmanaged<nint, int> Destroy;
+        public delegate* unmanaged<nint, byte*> GetErrorStr2; // libjpeg-turbo 2.0+; null before
     }
 
     static readonly Api? Functions = Load();
@@ -55,6 +56,7 @@ internal static unsafe class TurboJpeg
                 DecompressHeader3 = (delegate* unmanaged<nint, byte*, CULong, int*, int*, int*, int*, int>)NativeLibrary.GetExport(lib, "tjDecompressHeader3"),
                 Decompress2 = (delegate* unmanaged<nint, byte*, CULong, byte*, int, int, int, int, int, int>)NativeLibrary.GetExport(lib, "tjDecompress2"),
                 Destroy = (delegate* unmanaged<nint, int>)NativeLibrary.GetExport(lib, "tjDestroy"),
+                GetErrorStr2 = NativeLibrary.TryGetExport(lib, "tjGetErrorStr2", out var errorStr) ? (delegate* unmanaged<nint, byte*>)errorStr : null,
             };
         }
         catch (EntryPointNotFoundException)
@@ -74,8 +76,12 @@ internal static unsafe class TurboJpeg
     /// Decodes <paramref name="data"/> into RGBA, or returns null when this decoder does not take the file (not
     /// available, CMYK, any warning or error): the caller then decodes with Skia. Throws only for the pixel limit.
     /// </summary>
-    public static DecodedImage? TryDecode(byte[] data, string name, long maxPixels)
+    public static DecodedImage? TryDecode(byte[] data, string name, long maxPixels) => TryDecode(data, name, maxPixels, out _);
+
+    /// <summary>As <see cref="TryDecode(byte[], string, long)"/>; <paramref name="problem"/> is libjpeg-turbo's warning or error when it reported one.</summary>
+    public static DecodedImage? TryDecode(byte[] data, string name, long maxPixels, out string? problem)
     {
+        problem = null;
         if (Functions is not { } api) return null;
         nint handle = Handle(api);
         if (handle == 0) return null;
@@ -98,8 +104,10 @@ internal static unsafe class TurboJpeg
             rc = api.Decompress2(handle, src, new CULong((nuint)data.Length), dst, width, width * 4, height, TJPF_RGBA, TJFLAG_ACCURATEDCT);
         if (rc != 0)
         {
-            // A warning (e.g. "Premature end of JPEG file") or an error: let Skia decide, so that such files behave the
-            // same whether or not libjpeg-turbo is installed.
+            // A warning (e.g. "Premature end of JPEG file", "Corrupt JPEG data: …") or an error: Skia decodes the file again, so
+            // that truncated files get the same message with or without libjpeg-turbo; if Skia accepts it, the caller refuses it
+            // with this problem (Skia's decoder does not report libjpeg's warnings about corrupt scan data).
+            problem = api.GetErrorStr2 == null ? "libjpeg-turbo reported a problem" : Marshal.PtrToStringUTF8((nint)api.GetErrorStr2(handle)) ?? "";
             ArrayPool<byte>.Shared.Return(buffer);
             return null;
         }

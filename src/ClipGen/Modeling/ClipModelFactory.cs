@@ -27,8 +27,8 @@ public static class ClipModelFactory
     public static ClipSpec LoadSpecFile(string path)
     {
         string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ClipGenException($"cannot read spec file '{path}': {e.Message}"); }
+        // A regular file of bounded size (a FIFO or /dev/zero named .yaml is refused, not read forever).
+        text = System.Text.Encoding.UTF8.GetString(IO.InputFiles.ReadAllBytes(path, Limits.MaxSpecFileBytes, "spec file"));
         try
         {
             return SpecResolver.ResolveSingle(path, text, ModelRegistry.Library);

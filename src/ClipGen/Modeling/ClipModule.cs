@@ -168,29 +168,10 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
         return (perImage, b.Transpose(perImage, 1, 0));
     }
 
-    void CheckPixels(Tensor x)
-    {
-        var r = Plan.Vision.ImageSize;
-        if (x.dim() != 4 || x.shape[1] != 3 || x.shape[2] != r || x.shape[3] != r)
-            throw new ClipGenException($"{Spec.Name} expects pixel_values of shape [N,3,{r},{r}], got [{string.Join(",", x.shape)}]");
-        if (!x.is_floating_point())
-            throw new ClipGenException($"{Spec.Name} expects floating-point pixel_values, got {x.dtype}");
-    }
+    // One set of input checks for every backend (Backends.ClipInputs), so that TorchSharp and ONNX Runtime refuse the same inputs.
+    void CheckPixels(Tensor x) => Backends.ClipInputs.CheckPixels(Spec, x);
 
-    void CheckTokens(Tensor ids)
-    {
-        var c = Plan.Text.ContextLength;
-        if (ids.dim() != 2 || ids.shape[1] > c || ids.shape[1] < 1)
-            throw new ClipGenException($"{Spec.Name} expects input_ids of shape [N,L] with 1 <= L <= {c}, got [{string.Join(",", ids.shape)}]");
-        if (ids.dtype != ScalarType.Int64 && ids.dtype != ScalarType.Int32)
-            throw new ClipGenException($"{Spec.Name} expects integer input_ids, got {ids.dtype}");
-        if (ids.numel() > 0)
-        {
-            long min = ids.min().ToInt64(), max = ids.max().ToInt64();
-            if (min < 0 || max >= Plan.Text.VocabSize)
-                throw new ClipGenException($"{Spec.Name}: token id {(min < 0 ? min : max)} is outside the vocabulary [0, {Plan.Text.VocabSize})");
-        }
-    }
+    void CheckTokens(Tensor ids) => Backends.ClipInputs.CheckTokens(Spec, ids);
 
     /// <summary>OpenAI's and open_clip's <c>initialize_parameters</c> for the text tower and its projection (training from scratch).</summary>
     void InitializeParameters()

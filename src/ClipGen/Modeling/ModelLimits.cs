@@ -9,32 +9,15 @@ namespace ClipGen.Modeling;
 /// </summary>
 public static class ModelLimits
 {
-    /// <summary>Environment variable that sets the largest model (bytes of float32 weights) ClipGen builds.</summary>
-    public const string MaxModelBytesVariable = "CLIPGEN_MAX_MODEL_BYTES";
-
-    /// <summary>
-    /// The largest model, in bytes of float32 weights: <see cref="MaxModelBytesVariable"/> when set, else the memory this process
-    /// may use (the GC's view of physical memory or the container limit).
-    /// </summary>
-    public static long MaxModelBytes
-    {
-        get
-        {
-            var env = Environment.GetEnvironmentVariable(MaxModelBytesVariable);
-            if (!string.IsNullOrWhiteSpace(env) && long.TryParse(env, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0) return v;
-            return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        }
-    }
-
-    /// <summary>Throws when the plan's weights exceed <see cref="MaxModelBytes"/>.</summary>
+    /// <summary>Throws when the plan's weights exceed <see cref="Limits.MaxModelBytes"/>.</summary>
     /// <exception cref="ClipGenException">The model cannot fit.</exception>
     public static void CheckFits(ClipSpec spec, ClipPlan plan)
     {
-        long need = plan.WeightBytes, max = MaxModelBytes;
+        long need = plan.WeightBytes, max = Limits.MaxModelBytes;
         if (need <= max) return;
         throw new ClipGenException(
-            $"spec '{spec.Name}' plans {plan.ParameterCount:N0} parameters ({Gib(need)} of float32 weights), more than the {Gib(max)} this process may use; " +
-            $"check its sizes (width, layers, vocab_size, context_length), or raise the limit with {MaxModelBytesVariable}");
+            $"spec '{spec.Name}' plans {plan.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)} parameters ({Gib(need)} of float32 weights), more than the {Gib(max)} this process may use; " +
+            "check its sizes (width, layers, vocab_size, context_length), or raise the limit with CLIPGEN_MAX_MODEL_BYTES");
     }
 
     static string Gib(long bytes) => (bytes / (1024.0 * 1024 * 1024)).ToString("0.##", CultureInfo.InvariantCulture) + " GiB";

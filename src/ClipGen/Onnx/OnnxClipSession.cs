@@ -33,7 +33,8 @@ public sealed record OnnxClipSessionOptions
 
     internal SessionOptions Create()
     {
-        if (ConcurrentRuns < 1) throw new ArgumentOutOfRangeException(nameof(ConcurrentRuns), ConcurrentRuns, "at least 1");
+        Limits.CheckThreads(ConcurrentRuns, nameof(ConcurrentRuns));
+        if (IntraOpNumThreads != 0) Limits.CheckThreads(IntraOpNumThreads, nameof(IntraOpNumThreads));
         var o = new SessionOptions { GraphOptimizationLevel = OptimizationLevel };
         try
         {
@@ -100,6 +101,23 @@ public sealed class OnnxClipSession : IDisposable
     /// <summary>The model's metadata_props.</summary>
     public IReadOnlyDictionary<string, string> Metadata => _session.ModelMetadata.CustomMetadataMap;
 
+    /// <summary>The spec recorded in a ClipGen export's metadata (null for other models): it gives the vocabulary that ids are checked against.</summary>
+    public Specs.ClipSpec? Spec
+    {
+        get
+        {
+            if (!_specRead)
+            {
+                _spec = Metadata.TryGetValue(ClipOnnxNames.MetaSpecYaml, out var yaml) ? Specs.SpecResolver.ResolveSingle("<onnx metadata>", yaml) : null;
+                _specRead = true;
+            }
+            return _spec;
+        }
+    }
+
+    Specs.ClipSpec? _spec;
+    bool _specRead;
+
     static (ClipOnnxKind, int, int, int) Describe(InferenceSession s)
     {
         bool img = s.InputMetadata.ContainsKey(ClipOnnxNames.PixelValues);
@@ -126,6 +144,7 @@ public sealed class OnnxClipSession : IDisposable
         Require(ClipOnnxKind.Image);
         CheckLength(pixels.Length, (long)batch * 3 * ImageSize * ImageSize, ClipOnnxNames.PixelValues);
         var result = new float[batch * EmbedDim];
+        if (batch == 0) return result;
         unsafe
         {
             fixed (float* src = pixels)
@@ -140,7 +159,9 @@ public sealed class OnnxClipSession : IDisposable
     {
         Require(ClipOnnxKind.Text);
         CheckLength(ids.Length, (long)batch * ContextLength, ClipOnnxNames.InputIds);
+        if (Spec is { } spec) Backends.ClipInputs.CheckTokens(spec, ids);
         var result = new float[batch * EmbedDim];
+        if (batch == 0) return result;
         unsafe
         {
             fixed (long* src = ids)
@@ -156,6 +177,7 @@ public sealed class OnnxClipSession : IDisposable
         Require(ClipOnnxKind.Full);
         CheckLength(pixels.Length, (long)imageBatch * 3 * ImageSize * ImageSize, ClipOnnxNames.PixelValues);
         CheckLength(ids.Length, (long)textBatch * ContextLength, ClipOnnxNames.InputIds);
+        if (Spec is { } spec) Backends.ClipInputs.CheckTokens(spec, ids);
         var r = new ClipOnnxOutputs(new float[imageBatch * EmbedDim], new float[textBatch * EmbedDim],
             new float[imageBatch * textBatch], new float[textBatch * imageBatch], imageBatch, textBatch, EmbedDim);
         using var px = OrtValue.CreateTensorValueFromMemory(pixels, PixelShape(imageBatch));
@@ -188,6 +210,7 @@ public sealed class OnnxClipSession : IDisposable
     public Tensor EncodeText(Tensor ids)
     {
         Require(ClipOnnxKind.Text);
+        if (Spec is { } spec) Backends.ClipInputs.CheckTokens(spec, ids);
         using var scope = NewDisposeScope();
         var tx = Prepare(ids, ScalarType.Int64, 2, ClipOnnxNames.InputIds);
         var result = empty(tx.shape[0], EmbedDim, dtype: ScalarType.Float32);
@@ -200,6 +223,7 @@ public sealed class OnnxClipSession : IDisposable
     {
         Require(ClipOnnxKind.Full);
         using var scope = NewDisposeScope();
+        if (Spec is { } spec) Backends.ClipInputs.CheckTokens(spec, ids);
         var px = Prepare(pixels, ScalarType.Float32, 4, ClipOnnxNames.PixelValues);
         var tx = Prepare(ids, ScalarType.Int64, 2, ClipOnnxNames.InputIds);
         long n = px.shape[0], m = tx.shape[0];
@@ -250,6 +274,7 @@ public sealed class OnnxClipSession : IDisposable
     /// </summary>
     void RunSplit(int batch, nint input, long[] inputShape, int elementSize, TensorElementType inputType, string inputName, nint output, string outputName)
     {
+        if (batch == 0) return; // empty in, empty out (ORT itself fails on some ops with a zero batch)
         long inRowBytes = elementSize;
         for (int d = 1; d < inputShape.Length; d++) inRowBytes *= inputShape[d];
         long outRowBytes = (long)EmbedDim * sizeof(float);

@@ -1,6 +1,5 @@
 using System.Text;
 using ClipGen.Imaging;
-using SkiaSharp;
 
 namespace ClipGen.Training;
 
@@ -39,6 +38,7 @@ public sealed class FileCaptionDataset : ICaptionDataset
     public static FileCaptionDataset FromCsv(string csvPath, ImagePreprocessor preprocessor, string imageColumn = "filepath", string captionColumn = "caption")
     {
         if (!File.Exists(csvPath)) throw new ClipGenException($"CSV file '{csvPath}' does not exist");
+        IO.InputFiles.RequireRegularFile(csvPath, "a CSV file"); // a FIFO would block, a device never end
         var baseDir = Path.GetDirectoryName(Path.GetFullPath(csvPath))!;
         var items = new List<(string, string)>();
         var problems = new List<DatasetProblem>();
@@ -79,7 +79,7 @@ public sealed class FileCaptionDataset : ICaptionDataset
         {
             var txt = Path.ChangeExtension(file, ".txt");
             if (!File.Exists(txt)) { problems.Add(new DatasetProblem(file, 0, "no sidecar caption (.txt)")); continue; }
-            var caption = File.ReadAllText(txt).Trim();
+            var caption = Encoding.UTF8.GetString(IO.InputFiles.ReadAllBytes(txt, 1 << 20, "a caption file")).Trim();
             if (caption.Length == 0) { problems.Add(new DatasetProblem(txt, 1, "empty caption")); continue; }
             items.Add((file, caption));
         }
@@ -95,8 +95,9 @@ public sealed class FileCaptionDataset : ICaptionDataset
             return;
         }
         // Random resized crop: a random area fraction and aspect ratio (3/4..4/3), then the spec's preprocessing.
-        using var bmp = SKBitmap.Decode(path) ?? throw new ClipGenException($"{path}: cannot decode the image");
-        int w = bmp.Width, h = bmp.Height;
+        // Decoded as inference decodes (regular files only, the file size and pixel limits checked before any pixel memory).
+        using var image = _pre.Decode(path);
+        int w = image.Width, h = image.Height;
         int cw = w, ch = h, x0 = 0, y0 = 0;
         for (int attempt = 0; attempt < 10; attempt++)
         {
@@ -114,9 +115,14 @@ public sealed class FileCaptionDataset : ICaptionDataset
         for (int y = 0; y < ch; y++)
             for (int x = 0; x < cw; x++)
             {
-                var c = bmp.GetPixel(x0 + x, y0 + y);
+                long s = (long)(y0 + y) * w + x0 + x;
                 int o = (y * cw + x) * 3;
-                rgb[o] = c.Red; rgb[o + 1] = c.Green; rgb[o + 2] = c.Blue;
+                if (image.Gray32 is { } gray)
+                    rgb[o] = rgb[o + 1] = rgb[o + 2] = (byte)Math.Clamp(gray[s], 0, 255); // mode I: convert("RGB") clips
+                else
+                {
+                    rgb[o] = image.Rgba[4 * s]; rgb[o + 1] = image.Rgba[4 * s + 1]; rgb[o + 2] = image.Rgba[4 * s + 2];
+                }
             }
         _pre.Preprocess(rgb, cw, ch, destination);
     }

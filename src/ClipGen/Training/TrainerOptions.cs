@@ -29,6 +29,22 @@ public sealed record TrainerOptions
     public int LoaderThreads { get; init; } = Math.Max(1, Environment.ProcessorCount);
     /// <summary>Apply random resized crop augmentation to training images.</summary>
     public bool Augment { get; init; } = true;
+
+    /// <summary>Throws a <see cref="ClipGenException"/> naming the first setting that is out of range (NaN and infinities included).</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string name, double value, string range)
+        {
+            if (!ok) throw new ClipGenException(FormattableString.Invariant($"{name} must be {range}, not {value}"));
+        }
+        Check(double.IsFinite(LearningRate) && LearningRate >= 0, nameof(LearningRate), LearningRate, "a finite number >= 0");
+        Check(double.IsFinite(WeightDecay) && WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "a finite number >= 0");
+        Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1, "in [0, 1)");
+        Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2, "in [0, 1)");
+        Check(double.IsFinite(Eps) && Eps > 0, nameof(Eps), Eps, "a finite number > 0");
+        Check(double.IsFinite(GradClipNorm) && GradClipNorm >= 0, nameof(GradClipNorm), GradClipNorm, "a finite number >= 0 (0 turns clipping off)");
+        Check(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, "0 or more");
+    }
 }
 
 /// <summary>Progress of a training run, reported every step.</summary>

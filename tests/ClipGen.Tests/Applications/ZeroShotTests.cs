@@ -153,8 +153,8 @@ public class ZeroShotTests
     }
 
     [Theory]
-    [InlineData("--concurrent-runs", "0", "--concurrent-runs must be a positive whole number, not '0'")]
-    [InlineData("--threads", "two", "--threads must be a positive whole number, not 'two'")]
+    [InlineData("--concurrent-runs", "0", "--concurrent-runs must be a whole number from 1 to")]
+    [InlineData("--threads", "two", "--threads must be a whole number from 1 to")]
     [InlineData("--concurrent-runs", "4", "--concurrent-runs 4 is more than --threads 2")]
     public void Bad_thread_options_are_usage_errors(string option, string value, string message)
     {

@@ -143,7 +143,7 @@ public class ExportPerSpecTests(ITestOutputHelper output)
         Assert.True((a - b).abs().max().item<float>() <= 1e-6f, "splitting the batch changed the image features");
         TestUtil.AssertClose(outputs.Tensors["image_features"], b, "image_features");
         TestUtil.AssertClose(outputs.Tensors["text_features"], t, "text_features");
-        Assert.Throws<ArgumentOutOfRangeException>(() => ClipBackends.Create(model, BackendKind.Torch, new ClipBackendOptions { TorchConcurrentRuns = 0 }));
+        Assert.Throws<ClipGenException>(() => ClipBackends.Create(model, BackendKind.Torch, new ClipBackendOptions { TorchConcurrentRuns = 0 }));
     }
 
     [Fact]
