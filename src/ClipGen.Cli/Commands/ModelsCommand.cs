@@ -23,20 +23,23 @@ sealed class ModelsCommand : ICommand
                 ["name"] = m.Name,
                 ["aliases"] = m.Aliases,
                 ["tower"] = Tower(m.Spec),
-                ["activation"] = m.Spec.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu",
+                ["activation"] = Activation(m.Spec),
+                ["loss"] = SpecWords.Loss[m.Spec.Loss],
                 ["image_size"] = m.Spec.Vision.ImageSize,
                 ["embed_dim"] = m.Spec.EmbedDim,
                 ["parameters"] = m.ParameterCount,
+                ["parameters_visual"] = ClipPlan.From(m.Spec).VisionParameterCount,
+                ["pretrained"] = m.Spec.Pretrained.Select(p => p.Source).ToArray(),
             });
             stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(rows, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }
-        var table = new List<string[]> { new[] { "name", "aliases", "tower", "activation", "image", "embed", "parameters" } };
+        var table = new List<string[]> { new[] { "name", "aliases", "tower", "activation", "loss", "image", "embed", "parameters" } };
         foreach (var m in models)
             table.Add(new[]
             {
                 m.Name, m.Aliases.Count == 0 ? "-" : string.Join(", ", m.Aliases), Tower(m.Spec),
-                m.Spec.Activation == ActivationKind.Gelu ? "gelu" : "quick_gelu",
+                Activation(m.Spec), SpecWords.Loss[m.Spec.Loss],
                 m.Spec.Vision.ImageSize.ToString(CultureInfo.InvariantCulture), m.Spec.EmbedDim.ToString(CultureInfo.InvariantCulture),
                 FormatCount(m.ParameterCount),
             });
@@ -47,8 +50,13 @@ sealed class ModelsCommand : ICommand
     }
 
     internal static string Tower(ClipSpec s) => s.Vision.Kind == VisionKind.VisionTransformer
-        ? $"ViT/{s.Vision.PatchSize}"
+        ? $"ViT/{s.Vision.PatchSize}" + (s.Vision.Pool == VisionPooling.ClassToken ? "" : " " + SpecWords.VisionPooling[s.Vision.Pool] + " pool")
         : $"ResNet[{string.Join(",", s.Vision.Layers)}]";
+
+    /// <summary>The activation, or the image and text towers' when they differ (e.g. <c>gelu/gelu_tanh</c>).</summary>
+    static string Activation(ClipSpec s) => s.Vision.Kind == VisionKind.ModifiedResNet || s.Vision.Activation == s.Text.Activation
+        ? SpecWords.Activation[s.Text.Activation]
+        : SpecWords.Activation[s.Vision.Activation] + "/" + SpecWords.Activation[s.Text.Activation];
 
     internal static string FormatCount(long n) => (n / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + "M";
 }

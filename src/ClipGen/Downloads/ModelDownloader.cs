@@ -31,7 +31,8 @@ public enum Sha256Origin
 /// <param name="FromCache">True when the file was already in the cache (and re-verified), false when it was just downloaded.</param>
 /// <param name="Commit">The Hub's commit of the file (<c>X-Repo-Commit</c>) when it said, else null.</param>
 /// <param name="Configs">The config files written from the spec beside the weights (none for other formats).</param>
-public sealed record DownloadedCheckpoint(string Path, string Folder, string Sha256, Sha256Origin Origin, bool FromCache, string? Commit, IReadOnlyList<string> Configs)
+/// <param name="Tokenizer">The tokenizer's vocabulary file downloaded with the weights (the entry's <c>tokenizer_file</c>, saved as the spec's <c>tokenizer.file</c>), or null.</param>
+public sealed record DownloadedCheckpoint(string Path, string Folder, string Sha256, Sha256Origin Origin, bool FromCache, string? Commit, IReadOnlyList<string> Configs, string? Tokenizer = null)
 {
     /// <summary>One phrase saying where the checksum came from, for people.</summary>
     public string Sha256Description => Origin switch
@@ -166,12 +167,12 @@ public sealed class ModelDownloader : IDisposable
     /// </exception>
     public async Task<DownloadedCheckpoint> DownloadAsync(ClipSpec spec, PretrainedSpec pretrained, Action<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        if (MaxTime is not { } maxTime) return await DownloadCoreAsync(spec, pretrained, progress, cancellationToken).ConfigureAwait(false);
+        if (MaxTime is not { } maxTime) return await DownloadWithTokenizerAsync(spec, pretrained, progress, cancellationToken).ConfigureAwait(false);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(maxTime);
         try
         {
-            return await DownloadCoreAsync(spec, pretrained, progress, deadline.Token).ConfigureAwait(false);
+            return await DownloadWithTokenizerAsync(spec, pretrained, progress, deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -180,11 +181,34 @@ public sealed class ModelDownloader : IDisposable
         }
     }
 
-    async Task<DownloadedCheckpoint> DownloadCoreAsync(ClipSpec spec, PretrainedSpec pretrained, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>The weights, then the tokenizer's vocabulary file when the entry names one (saved as the spec's <c>tokenizer.file</c> beside them).</summary>
+    async Task<DownloadedCheckpoint> DownloadWithTokenizerAsync(ClipSpec spec, PretrainedSpec pretrained, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         CheckLayout(spec, pretrained);
-        long maxBytes = SizeLimit(spec);
-        var target = CachePath(spec, pretrained);
+        var weights = await DownloadCoreAsync(spec, pretrained, CachePath(spec, pretrained), SizeLimit(spec), requireSha: true, CheckCheckpoint, progress, cancellationToken).ConfigureAwait(false);
+        weights = weights with { Configs = WriteConfigs(spec, pretrained, weights.Path) };
+        if (pretrained.TokenizerFile.Length == 0) return weights;
+        if (spec.Tokenizer.File.Length == 0)
+            throw new ClipGenException($"pretrained '{pretrained.Source}' of spec '{spec.Name}' names tokenizer_file '{pretrained.TokenizerFile}', but the spec's tokenizer has no 'file' to save it as");
+        // Small tokenizer files are not LFS files, so the Hub reports no sha256 for them: unpinned, they must at least load as the
+        // spec's tokenizer before they are kept.
+        var file = pretrained with { File = pretrained.TokenizerFile, Url = SpecResolver.HubUrl(pretrained.Repo, pretrained.Revision, pretrained.TokenizerFile), Sha256 = "" };
+        var tokenizer = await DownloadCoreAsync(spec, file, Path.Combine(weights.Folder, spec.Tokenizer.File), MaxTokenizerBytes, requireSha: false,
+            path => { _ = Text.TextTokenizers.Create(spec, path); }, progress, cancellationToken).ConfigureAwait(false);
+        return weights with { Tokenizer = tokenizer.Path };
+    }
+
+    /// <summary>The largest tokenizer file downloaded: 64 MiB (Gemma's SentencePiece model is about 4 MiB).</summary>
+    public long MaxTokenizerBytes { get; init; } = 64L << 20;
+
+    static void CheckCheckpoint(string path)
+    {
+        using var _ = CheckpointReader.Open(path);
+    }
+
+    async Task<DownloadedCheckpoint> DownloadCoreAsync(ClipSpec spec, PretrainedSpec pretrained, string target, long maxBytes, bool requireSha,
+        Action<string> checkWhole, Action<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
         var folder = Path.GetDirectoryName(target)!;
         Directory.CreateDirectory(folder);
         var pinned = pretrained.Sha256.ToLowerInvariant();
@@ -196,6 +220,12 @@ public sealed class ModelDownloader : IDisposable
             var known = pinned.Length > 0 ? pinned : pretrained.IsHub ? record?.Sha256 : "";
             if (known == "")
                 return Done(target, "", Sha256Origin.None, fromCache: true, hubCommit: null);
+            if (known is null && !requireSha)
+            {
+                // An unverifiable file (a tokenizer the Hub has no sha256 for) is reused as long as it still loads.
+                try { checkWhole(target); return Done(target, "", Sha256Origin.None, fromCache: true, hubCommit: null); }
+                catch (ClipGenException) { File.Delete(target); }
+            }
             if (known is not null)
             {
                 if (await Sha256Async(target, cancellationToken).ConfigureAwait(false) == known)
@@ -220,7 +250,7 @@ public sealed class ModelDownloader : IDisposable
                         + $"but the Hub reports {reported} for {url}; nothing was downloaded. Pin the revision the sha256 belongs to, or update the sha256");
                 if (pinned.Length == 0) { expected = reported; origin = Sha256Origin.Hub; }
             }
-            else if (pinned.Length == 0)
+            else if (pinned.Length == 0 && requireSha)
                 throw new ClipGenException($"the Hub reported no sha256 for {url} ({hub.Why}) and spec '{spec.Name}' pins none, so the file cannot be verified; "
                     + $"nothing was downloaded. Pin it in the spec: 'sha256: <64 hex digits>' under pretrained '{pretrained.Source}'");
 
@@ -254,20 +284,20 @@ public sealed class ModelDownloader : IDisposable
         {
             // Unverified (no sha256 anywhere): at least the file must be a whole checkpoint. A body the server ended by closing the
             // connection, without a Content-Length, cannot be told from a truncated one otherwise.
-            try { using var _ = CheckpointReader.Open(partial); }
+            try { checkWhole(partial); }
             catch (ClipGenException e)
             {
                 File.Delete(partial);
                 var why = lengthKnown ? "" : " The server sent no Content-Length, so a dropped connection looks like the end of the file.";
-                throw new ClipGenException($"downloaded {url}, but it is not a complete checkpoint ({e.Message}); the file was deleted.{why} Pin its sha256 in spec '{spec.Name}' to verify it");
+                throw new ClipGenException($"downloaded {url}, but it is not a complete {(requireSha ? "checkpoint" : "tokenizer file")} ({e.Message}); the file was deleted.{why} Pin its sha256 in spec '{spec.Name}' to verify it");
             }
         }
         File.Move(partial, target, overwrite: true);
-        if (pretrained.IsHub) WriteRecord(target, pretrained.Url, expected, origin, commit);
+        if (pretrained.IsHub && expected.Length > 0) WriteRecord(target, pretrained.Url, expected, origin, commit);
         return Done(target, expected, origin, fromCache: false, commit);
 
         DownloadedCheckpoint Done(string path, string sha, Sha256Origin from, bool fromCache, string? hubCommit) =>
-            new(path, Path.GetDirectoryName(path)!, sha, from, fromCache, hubCommit, WriteConfigs(spec, pretrained, path));
+            new(path, Path.GetDirectoryName(path)!, sha, from, fromCache, hubCommit, []);
     }
 
     /// <summary>Refuses, before any transfer, an entry whose downloaded file could not become a loadable folder.</summary>

@@ -114,11 +114,53 @@ public class ZeroShotTests
             "--image", AppFixtures.Images[0], "--labels", "a diagram, a dog ,a cat", "--templates", "ensemble");
         Assert.True(code == 0, err);
         var lines = output.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
-        Assert.Equal(AppFixtures.Images[0], lines[0]);
-        Assert.Equal(3, lines.Length - 1);
-        var percents = lines.Skip(1).Select(l => double.Parse(l.Trim().Split('%')[0], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal("probabilities: softmax over the labels, as the model was trained (CLIP)", lines[0]);
+        Assert.Equal(AppFixtures.Images[0], lines[1]);
+        Assert.Equal(3, lines.Length - 2);
+        var percents = lines.Skip(2).Select(l => double.Parse(l.Trim().Split('%')[0], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.Equal(percents.OrderByDescending(p => p), percents);
-        Assert.Equal(["a cat", "a diagram", "a dog"], lines.Skip(1).Select(l => l.Split('%')[1].Trim()).Order());
+        Assert.Equal(100, percents.Sum(), 0.5);
+        Assert.Equal(["a cat", "a diagram", "a dog"], lines.Skip(2).Select(l => l.Split('%')[1].Trim()).Order());
+    }
+
+    [Fact]
+    public void Classify_on_a_sigmoid_model_reports_each_labels_own_sigmoid()
+    {
+        // The SigLIP family fixture (random weights) with the SentencePiece fixture model as its tokenizer.
+        var family = Fixtures.Path_("reference", "open_clip", "families", "siglip-b16");
+        var spm = Fixtures.Path_("tokenizer", "sentencepiece", "spm.model");
+        string[] labels = ["a diagram", "a dog", "a cat"];
+        var (code, output, err) = TestUtil.Cli("classify", "--model", "family-siglip-b16", "--weights", family, "--vocab", spm,
+            "--image", AppFixtures.Images[0], "--labels", string.Join(",", labels), "--json");
+        Assert.True(code == 0, err);
+        using var json = System.Text.Json.JsonDocument.Parse(output);
+        var result = json.RootElement[0];
+        Assert.Equal("sigmoid", result.GetProperty("rule").GetString());
+        var probs = labels.Select(l => result.GetProperty("probs").GetProperty(l).GetDouble()).ToArray();
+
+        // Independently: sigmoid(exp(logit_scale)·cos(image, class) + logit_bias) with big_vision's templates, one label at a time.
+        using var pipeline = ClipPipeline.Load("family-siglip-b16", family, spm);
+        using var classifier = pipeline.CreateClassifier(labels);
+        Assert.Equal(ProbabilityRule.Sigmoid, classifier.Rule);
+        Assert.Equal(Templates.BigVision, classifier.Templates);
+        using var image = pipeline.EmbedImages([AppFixtures.Images[0]]);
+        var model = ((ClipGen.Backends.TorchClipBackend)pipeline.Backend).Model;
+        double scale = Math.Exp(model.LogitScale.item<float>()), bias = model.LogitBias!.item<float>();
+        for (int c = 0; c < labels.Length; c++)
+        {
+            using var texts = pipeline.EmbedTexts(Templates.BigVision.Select(t => Templates.Format(t, labels[c])).ToList());
+            using var mean = ClipPipeline.Normalize(texts.mean([0], keepdim: true));
+            using var img = ClipPipeline.Normalize(image);
+            double cos = img.matmul(mean.t()).item<float>();
+            Assert.Equal(1 / (1 + Math.Exp(-(scale * cos + bias))), probs[c], 5);
+        }
+        // Not a softmax: with a bias of −10 these are all far below 1 / 3 and do not add up to 1.
+        Assert.True(probs.Sum() < 0.99, string.Join(", ", probs));
+
+        var (code2, text, err2) = TestUtil.Cli("classify", "--model", "family-siglip-b16", "--weights", family, "--vocab", spm,
+            "--image", AppFixtures.Images[0], "--labels", string.Join(",", labels));
+        Assert.True(code2 == 0, err2);
+        Assert.StartsWith("probabilities: sigmoid: each label's own probability", text);
     }
 
     [Theory]

@@ -29,11 +29,14 @@ sealed class LocalHttpServer : IDisposable
     readonly Task _loop;
     readonly byte[] _body;
     readonly HubEmulation? _hub;
+    readonly IReadOnlyDictionary<string, byte[]> _gitFiles;
     int _dropFirstAfter;
 
-    public LocalHttpServer(byte[] body, int dropFirstAfter = -1, HubEmulation? hub = null)
+    /// <param name="gitFiles">With a Hub: files served as plain git files (no LFS, no sha256), by file name; everything else is <paramref name="body"/>.</param>
+    public LocalHttpServer(byte[] body, int dropFirstAfter = -1, HubEmulation? hub = null, IReadOnlyDictionary<string, byte[]>? gitFiles = null)
     {
         _body = body;
+        _gitFiles = gitFiles ?? new Dictionary<string, byte[]>();
         _dropFirstAfter = dropFirstAfter;
         _hub = hub;
         _listener.Start();
@@ -76,6 +79,13 @@ sealed class LocalHttpServer : IDisposable
         var method = lines[0].Split(' ')[0];
         var path = lines[0].Split(' ')[1];
 
+        if (_hub is not null && _gitFiles.TryGetValue(Path.GetFileName(path), out var git))
+        {
+            await WriteAsync(stream, $"HTTP/1.1 200 OK\r\nETag: \"5d41402abc4b2a76b9719d911017c592aaaabbbb\"\r\nX-Repo-Commit: {_hub.Commit}\r\n"
+                + $"Content-Length: {git.Length}\r\nConnection: close\r\n\r\n", timeout.Token);
+            if (method != "HEAD") { await stream.WriteAsync(git, timeout.Token); await stream.FlushAsync(timeout.Token); }
+            return;
+        }
         if (_hub is not null && !path.StartsWith("/cdn/", StringComparison.Ordinal))
         {
             string hubHeaders = $"X-Repo-Commit: {_hub.Commit}\r\n";

@@ -60,6 +60,45 @@ public class HubDownloadTests
     }
 
     [Fact]
+    public async Task The_tokenizer_file_is_downloaded_with_the_weights_and_the_folder_loads_as_a_pipeline()
+    {
+        // A SigLIP-style open_clip repo: LFS weights (sha256 from the Hub) and a plain git spiece.model (no sha256: it must load).
+        var family = Fixtures.Path_("reference", "open_clip", "families", "siglip-b16");
+        var weights = File.ReadAllBytes(Path.Combine(family, "open_clip_model.safetensors"));
+        var spm = File.ReadAllBytes(Fixtures.Path_("tokenizer", "sentencepiece", "spm.model"));
+        using var server = new LocalHttpServer(weights, hub: new HubEmulation(Sha(weights)), gitFiles: new Dictionary<string, byte[]> { ["spiece.model"] = spm });
+        using var temp = new TempFolder();
+        using var downloader = new ModelDownloader(temp.Path, urlBase: server.BaseUrl);
+        var spec = ModelRegistry.Get("family-siglip-b16").Spec;
+        var entry = Hub("open_clip_model.safetensors", "open_clip", repo: "timm/tiny-siglip") with { Source = "webli", TokenizerFile = "spiece.model" };
+        var result = await downloader.DownloadAsync(spec, entry);
+        Assert.Equal(Path.Combine(result.Folder, "spiece.model"), result.Tokenizer);
+        Assert.Equal(spm, File.ReadAllBytes(result.Tokenizer!));
+        Assert.Contains(Path.Combine(result.Folder, "open_clip_config.json"), result.Configs);
+
+        // The folder is a complete model: weights, config and tokenizer found beside them.
+        using var pipeline = ClipGen.Applications.ClipPipeline.Load("family-siglip-b16", result.Folder);
+        Assert.Equal("sentencepiece", pipeline.Tokenizer.Kind);
+        using var ids = pipeline.Tokenize(["a photo of a cat"]);
+        Assert.Equal(1L, ids[0, ids.shape[1] - 1].item<long>());   // padded with </s> (1) to the end of the context
+
+        // A second run reuses both files without the Hub's sha256 for the tokenizer (it still loads).
+        var requests = server.Requests.Count;
+        var cached = await downloader.DownloadAsync(spec, entry);
+        Assert.True(cached.FromCache);
+        Assert.Equal(result.Tokenizer, cached.Tokenizer);
+        Assert.Equal(requests, server.Requests.Count);
+
+        // A tokenizer file that does not load is refused and not kept.
+        File.Delete(result.Tokenizer!);
+        using var bad = new LocalHttpServer(weights, hub: new HubEmulation(Sha(weights)), gitFiles: new Dictionary<string, byte[]> { ["spiece.model"] = "not a model"u8.ToArray() });
+        using var badDownloader = new ModelDownloader(temp.Path, urlBase: bad.BaseUrl);
+        var error = await Assert.ThrowsAsync<ClipGenException>(() => badDownloader.DownloadAsync(spec, entry));
+        Assert.Contains("not a complete tokenizer file", error.Message);
+        Assert.False(File.Exists(result.Tokenizer));
+    }
+
+    [Fact]
     public async Task A_body_that_differs_from_the_Hubs_sha256_is_an_error_and_leaves_nothing_in_the_cache()
     {
         var corrupted = Body.ToArray();

@@ -57,7 +57,7 @@ public class FamilyTests(ITestOutputHelper output)
         static ClipPlan Plan(ClipSpec s) => ClipPlan.From(s with { Name = "x", ClassName = "X", Tokenizer = new TokenizerSpec { Kind = "bytes" }, InitLogitScale = 0 });
         var (a, b) = (Plan(hand), Plan(inferred));
         Assert.Equal(a.Vision, b.Vision);
-        Assert.Equal(a.Text with { EosId = 0 }, b.Text with { EosId = 0 });
+        Assert.Equal(a.Text with { EosId = 0, PadId = 0 }, b.Text with { EosId = 0, PadId = 0 });
         Assert.Equal(a with { Vision = b.Vision, Text = b.Text }, b);
         Assert.Equal(hand.Vision.Activation, inferred.Vision.Activation);
         Assert.Equal(hand.Text.Activation, inferred.Text.Activation);
