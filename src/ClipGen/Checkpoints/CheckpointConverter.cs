@@ -302,8 +302,9 @@ public static class CheckpointConverter
             ["vocab_size"] = t.VocabSize,
             ["hidden_act"] = HfAct(spec.Text.Activation),
             ["layer_norm_eps"] = t.LnFinal.Eps,
-            // transformers' CLIP pools at the first eos_token_id; with CLIP's vocabulary that is also argmax's position.
-            ["eos_token_id"] = t.EosId,
+            // transformers' CLIP pools at the first eos_token_id, except for the legacy id 2, which means argmax: so argmax pooling is
+            // written as 2, eos pooling as its id. SigLIP pools the last token whatever the id says.
+            ["eos_token_id"] = !siglip && t.Pooling == TextPooling.Argmax ? 2 : t.EosId,
             ["pad_token_id"] = siglip ? spec.Text.PadId : 1,
         };
         if (siglip) text["projection_size"] = plan.EmbedDim;

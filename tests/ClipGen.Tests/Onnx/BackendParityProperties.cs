@@ -360,18 +360,17 @@ public static class LayoutRoundTrip
 
     /// <summary>
     /// The plan of a spec without what a layout's config need not carry: names, initial values, end and pad ids, and for Hugging Face
-    /// open_clip's storage choices (timm names, CustomTextCLIP) and eos pooling, which equals argmax with CLIP's end token.
+    /// open_clip's storage choices (timm names, CustomTextCLIP).
     /// </summary>
     static ClipPlan Normalize(ClipSpec s, ClipGen.Checkpoints.ConversionTarget target)
     {
         bool hf = target == ClipGen.Checkpoints.ConversionTarget.HuggingFace;
-        var pooling = hf && s.Text.Pooling == TextPooling.Argmax ? TextPooling.Eos : s.Text.Pooling;
         return ClipPlan.From(s with
         {
             Name = "", InitLogitScale = 0, InitLogitBias = 0,
             CustomText = !hf && s.CustomText,
             Vision = s.Vision with { TimmModelName = hf ? "" : s.Vision.TimmModelName },
-            Text = s.Text with { EosId = 0, PadId = 0, Pooling = pooling },
+            Text = s.Text with { EosId = 0, PadId = 0 },
         });
     }
 }

@@ -137,6 +137,29 @@ public sealed class TokenizeCommandTests
     }
 
     [Fact]
+    public void Builtin_siglip_spec_prints_the_fixture_ids()
+    {
+        // The command, with the built-in ViT-B-16-SigLIP (context 64, </s> = pad = 1, canonicalize) and every case,
+        // the ftfy one included.
+        var dir = Directory.CreateTempSubdirectory("clipgen-tok-").FullName;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(Fixtures.Path_("tokenizer", "sentencepiece", "cases.json")));
+            var cases = doc.RootElement.GetProperty("cases").EnumerateArray()
+                .Select(c => (Text: c.GetProperty("text").GetString()!, Ids: c.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray()))
+                .ToList();
+            var input = WriteFile(dir, "texts.json", JsonSerializer.Serialize(cases.Select(c => c.Text)));
+            var (code, stdout, stderr) = Run("tokenize", "--model", "ViT-B-16-SigLIP", "--vocab", Fixtures.Path_("tokenizer", "sentencepiece", "spm.model"), "--input", input);
+            Assert.True(code == 0, stderr);
+            var rows = JsonSerializer.Deserialize<int[][]>(stdout)!;
+            Assert.Equal(cases.Count, rows.Length);
+            for (int i = 0; i < rows.Length; i++)
+                Assert.Equal<int[]>(cases[i].Ids, [.. rows[i], .. Enumerable.Repeat(1, 64 - rows[i].Length)]);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Wordpiece_spec_and_context_override()
     {
         var dir = Directory.CreateTempSubdirectory("clipgen-tok-").FullName;
