@@ -11,6 +11,28 @@ namespace ClipGen.Applications;
 /// <summary>An image that could not be read or decoded, and why.</summary>
 public sealed record SkippedImage(string Path, string Error);
 
+/// <summary>How <see cref="ClipPipeline"/> loads a model (everything but the model and its weights).</summary>
+public sealed record ClipPipelineOptions
+{
+    /// <summary>The engine: TorchSharp (default) or ONNX Runtime.</summary>
+    public BackendKind Backend { get; init; } = BackendKind.Torch;
+
+    /// <summary>Threads, concurrent runs, precision and ONNX Runtime settings of the backend.</summary>
+    public ClipBackendOptions? BackendOptions { get; init; }
+
+    /// <summary>The tokenizer's vocabulary file (or a folder holding it); null looks beside the weights and where <see cref="Vocabulary.Resolve"/> looks.</summary>
+    public string? VocabularyPath { get; init; }
+
+    /// <summary>Where published weights are cached; null is $CLIPGEN_CACHE, else the XDG cache folder.</summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>A mirror that serves the download URLs' paths (tests use a local server); null downloads from the published URLs.</summary>
+    public Uri? DownloadUrlBase { get; init; }
+
+    /// <summary>Receives one line for each assumption made while loading (an activation the file does not record, …).</summary>
+    public Action<string>? Notes { get; init; }
+}
+
 /// <summary>
 /// A loaded CLIP model (behind an <see cref="IClipBackend"/>: TorchSharp or ONNX Runtime) with its image
 /// preprocessing and tokenizer: everything needed to go from image files and texts to normalised embeddings.
@@ -64,6 +86,43 @@ public sealed class ClipPipeline : IDisposable
         var options = new LoadOptions { Notes = notes };
         var loaded = model is null ? ClipModelFactory.Load(weightsPath, options) : ClipModelFactory.Load(model, weightsPath, options);
         return FromModel(loaded, weightsPath, vocabPath, backend, backendOptions);
+    }
+
+    /// <summary>
+    /// Downloads the published weights <paramref name="tag"/> of <paramref name="model"/> (open_clip's pretrained tags: <c>openai</c>,
+    /// <c>laion2b_s34b_b79k</c>, <c>webli</c>, …; see the spec's <c>pretrained</c> entries), or finds them in the cache verified, then
+    /// loads them as <see cref="Load(string?, string, string?, BackendKind, Action{string}?)"/> does. The cache is
+    /// <see cref="ClipPipelineOptions.CacheDirectory"/>, else $CLIPGEN_CACHE, else the XDG cache folder; a download resumes where an
+    /// earlier one stopped, and is checked against the sha256 pinned in the spec or reported by the Hugging Face Hub.
+    /// </summary>
+    /// <exception cref="ClipGenException">An unknown model or tag, a failed or unverifiable download, or weights that do not fit.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<ClipPipeline> LoadPretrainedAsync(string model, string tag, ClipPipelineOptions? options = null,
+        IProgress<Downloads.DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tag);
+        options ??= new ClipPipelineOptions();
+        var spec = ClipModelFactory.ResolveSpec(model);
+        var pretrained = Downloads.ModelDownloader.Select(spec, tag);
+        Downloads.DownloadedCheckpoint downloaded;
+        using (var downloader = new Downloads.ModelDownloader(options.CacheDirectory, urlBase: options.DownloadUrlBase))
+            downloaded = await downloader.DownloadAsync(spec, pretrained, progress is null ? null : progress.Report, cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        // A hf or open_clip download is a complete folder (configs written from the spec); other formats are one file.
+        var weights = downloaded.Configs.Count > 0 ? downloaded.Folder : downloaded.Path;
+        return await Task.Run(() => Load(ClipModelFactory.IsSpecPath(model) ? model : spec.Name, weights, options.VocabularyPath, options.Backend,
+            options.Notes, options.BackendOptions), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <see cref="Load(string?, string, string?, BackendKind, Action{string}?, ClipBackendOptions?)"/> off the calling thread (reading
+    /// the weights and building the model take seconds for large models); <paramref name="cancellationToken"/> stops it before it starts.
+    /// </summary>
+    public static Task<ClipPipeline> LoadAsync(string? model, string weightsPath, ClipPipelineOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new ClipPipelineOptions();
+        return Task.Run(() => Load(model, weightsPath, options.VocabularyPath, options.Backend, options.Notes, options.BackendOptions), cancellationToken);
     }
 
     /// <summary>A pipeline over a loaded model, which it then owns.</summary>

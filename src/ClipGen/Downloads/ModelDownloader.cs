@@ -92,9 +92,10 @@ public sealed class ModelDownloader : IDisposable
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("ClipGen", typeof(ModelDownloader).Assembly.GetName().Version?.ToString() ?? "0"));
     }
 
-    /// <summary><c>$CLIPGEN_CACHE</c>, else <c>~/.cache/clipgen</c>.</summary>
+    /// <summary><c>$CLIPGEN_CACHE</c>, else <c>$XDG_CACHE_HOME/clipgen</c>, else <c>~/.cache/clipgen</c> (the XDG default).</summary>
     public static string DefaultCacheDirectory =>
         Environment.GetEnvironmentVariable("CLIPGEN_CACHE") is { Length: > 0 } env ? env
+            : Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg && Path.IsPathRooted(xdg) ? Path.Combine(xdg, "clipgen")
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "clipgen");
 
     /// <summary>The cache folder.</summary>

@@ -271,3 +271,44 @@ public class HubDownloadTests
         Assert.Empty(Files(temp.Path));
     }
 }
+
+/// <summary><c>ClipPipeline.LoadPretrainedAsync(model, tag)</c>: download by open_clip's pretrained tag, verify, load.</summary>
+public class LoadPretrainedTests
+{
+    [Fact]
+    public async Task Loads_a_model_by_its_pretrained_tag_from_a_Hub_mirror_and_reproduces_the_reference()
+    {
+        var family = Fixtures.Path_("reference", "open_clip", "families", "siglip-b16");
+        var weights = File.ReadAllBytes(Path.Combine(family, "open_clip_model.safetensors"));
+        var spm = File.ReadAllBytes(Fixtures.Path_("tokenizer", "sentencepiece", "spm.model"));
+        using var server = new LocalHttpServer(weights, hub: new HubEmulation(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(weights))),
+            gitFiles: new Dictionary<string, byte[]> { ["spiece.model"] = spm });
+        using var temp = new TempFolder();
+        var yaml = Path.Combine(temp.Path, "tiny-siglip-hub.yaml");
+        File.WriteAllText(yaml, "name: tiny-siglip-hub\nextends: family-siglip-b16\npretrained:\n  webli:\n    repo: timm/tiny-siglip\n"
+            + "    file: open_clip_model.safetensors\n    format: open_clip\n    tokenizer_file: spiece.model\n");
+        var options = new ClipGen.Applications.ClipPipelineOptions { CacheDirectory = Path.Combine(temp.Path, "cache"), DownloadUrlBase = server.BaseUrl };
+
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ClipGen.Applications.ClipPipeline.LoadPretrainedAsync(yaml, "webli", options, cancellationToken: cancelled.Token));
+        var unknown = await Assert.ThrowsAsync<ClipGenException>(() => ClipGen.Applications.ClipPipeline.LoadPretrainedAsync(yaml, "laion2b", options));
+        Assert.Contains("has no 'laion2b' weights; it has: webli", unknown.Message);
+
+        var reports = new List<DownloadProgress>();
+        using var pipeline = await ClipGen.Applications.ClipPipeline.LoadPretrainedAsync(yaml, "webli", options, new SyncProgress<DownloadProgress>(reports.Add));
+        Assert.NotEmpty(reports);
+        Assert.Equal("tiny-siglip-hub", pipeline.Spec.Name);
+        Assert.Equal("sentencepiece", pipeline.Tokenizer.Kind);
+        using var inputs = TestUtil.Read(Path.Combine(family, "inputs.safetensors"));
+        using var outputs = TestUtil.Read(Path.Combine(family, "outputs.safetensors"));
+        using var text = pipeline.Backend.EncodeText(inputs.Tensors["input_ids"]);
+        TestUtil.AssertClose(outputs.Tensors["text_features"], text, "text_features");
+    }
+
+    /// <summary>An <see cref="IProgress{T}"/> that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

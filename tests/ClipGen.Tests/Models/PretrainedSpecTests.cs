@@ -14,19 +14,22 @@ public class PretrainedSpecTests
     static SpecResolution Resolve(string pretrained) => SpecResolver.Resolve([SpecDocument.Parse("/specs/hub-test.yaml", Head + pretrained)]);
 
     [Theory]
-    [InlineData("ViT-B-32-quickgelu", "openai/clip-vit-base-patch32", "model.safetensors", "hf")]
-    [InlineData("ViT-B-16-quickgelu", "openai/clip-vit-base-patch16", "model.safetensors", "hf")]
-    [InlineData("ViT-L-14-quickgelu", "openai/clip-vit-large-patch14", "model.safetensors", "hf")]
-    [InlineData("ViT-L-14-336-quickgelu", "openai/clip-vit-large-patch14-336", "model.safetensors", "hf")]
-    [InlineData("ViT-B-32", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_pytorch_model.bin", "open_clip")]
-    [InlineData("ViT-B-16", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip_pytorch_model.bin", "open_clip")]
-    [InlineData("ViT-L-14", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "open_clip_pytorch_model.bin", "open_clip")]
-    [InlineData("ViT-H-14", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", "open_clip_pytorch_model.bin", "open_clip")]
-    [InlineData("ViT-g-14", "laion/CLIP-ViT-g-14-laion2B-s12B-b42K", "open_clip_pytorch_model.bin", "open_clip")]
-    [InlineData("ViT-bigG-14", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k", "open_clip_pytorch_model.bin", "open_clip")]
-    public void Built_in_specs_list_their_Hub_repository_unpinned(string model, string repo, string file, string format)
+    [InlineData("ViT-B-32-quickgelu", "hf", "openai/clip-vit-base-patch32", "model.safetensors", "hf")]
+    [InlineData("ViT-B-16-quickgelu", "hf", "openai/clip-vit-base-patch16", "model.safetensors", "hf")]
+    [InlineData("ViT-L-14-quickgelu", "hf", "openai/clip-vit-large-patch14", "model.safetensors", "hf")]
+    [InlineData("ViT-L-14-336-quickgelu", "hf", "openai/clip-vit-large-patch14-336", "model.safetensors", "hf")]
+    [InlineData("ViT-B-32", "laion2b_s34b_b79k", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_pytorch_model.bin", "open_clip")]
+    [InlineData("ViT-B-16", "laion2b_s34b_b88k", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip_pytorch_model.bin", "open_clip")]
+    [InlineData("ViT-L-14", "laion2b_s32b_b82k", "laion/CLIP-ViT-L-14-laion2B-s32B-b82K", "open_clip_pytorch_model.bin", "open_clip")]
+    [InlineData("ViT-H-14", "laion2b_s32b_b79k", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", "open_clip_pytorch_model.bin", "open_clip")]
+    [InlineData("ViT-g-14", "laion2b_s12b_b42k", "laion/CLIP-ViT-g-14-laion2B-s12B-b42K", "open_clip_pytorch_model.bin", "open_clip")]
+    [InlineData("ViT-bigG-14", "laion2b_s39b_b160k", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k", "open_clip_pytorch_model.bin", "open_clip")]
+    [InlineData("ViT-B-16-SigLIP", "webli", "timm/ViT-B-16-SigLIP", "open_clip_model.safetensors", "open_clip")]
+    [InlineData("ViT-L-14-CLIPA", "datacomp1b", "UCSC-VLAA/ViT-L-14-CLIPA-datacomp1B", "open_clip_pytorch_model.bin", "open_clip")]
+    public void Built_in_specs_list_their_Hub_repository_unpinned(string model, string tag, string repo, string file, string format)
     {
-        var hf = Assert.Single(ModelRegistry.Get(model).Spec.Pretrained, p => p.Source == "hf");
+        // open_clip's pretrained tags (laion2b_s34b_b79k, webli, …); "hf" is OpenAI's release in Hugging Face's format.
+        var hf = Assert.Single(ModelRegistry.Get(model).Spec.Pretrained, p => p.Source == tag);
         Assert.Equal((repo, file, "main", format, ""), (hf.Repo, hf.File, hf.Revision, hf.Format, hf.Sha256));
         Assert.Equal($"https://huggingface.co/{repo}/resolve/main/{file}", hf.Url);
         Assert.True(hf.IsHub);
@@ -38,7 +41,7 @@ public class PretrainedSpecTests
         foreach (var entry in ModelRegistry.All)
         {
             var spec = entry.Spec;
-            if (spec.Vision.Kind != VisionKind.VisionTransformer) Assert.DoesNotContain(spec.Pretrained, p => p.IsHub);
+            if (spec.Vision.Kind != VisionKind.VisionTransformer) Assert.DoesNotContain(spec.Pretrained, p => p.Format == "hf");
             Assert.All(spec.Pretrained.Where(p => p.Source == "openai"), p => Assert.False(p.IsHub));
             Assert.All(spec.Pretrained.Where(p => p.Source == "openai"), p => Assert.Matches("^[0-9a-f]{64}$", p.Sha256));
         }
