@@ -12,18 +12,20 @@ sealed class DownloadCommand : ICommand
 {
     public string Name => "download";
     public string Summary => "download a model's published weights into the cache (sha256-verified, resumable)";
-    public string Usage => "clipgen download <model> [--source openai|hf] [--cache DIR] [--url-base http://mirror/] [--timeout SECONDS] [--max-time SECONDS] [--quiet]\n"
+    public string Usage => "clipgen download <model> [--pretrained TAG] [--cache DIR] [--url-base http://mirror/] [--timeout SECONDS] [--max-time SECONDS] [--quiet]\n"
         + "  --timeout (default 30): give up an attempt when connecting, waiting for headers or a stalled transfer takes longer (3 attempts);\n"
         + "  --max-time: give up when the whole download takes longer (default: no limit).\n"
-        + "  The cache defaults to $CLIPGEN_CACHE or ~/.cache/clipgen. Prints the file's path on stdout.\n"
-        + "  --source hf: Hugging Face Hub files, verified against the sha256 the Hub reports unless the spec pins one;\n"
+        + "  --pretrained TAG (or --source TAG): which of the spec's published weights, by open_clip's tag (openai, laion2b_s34b_b79k,\n"
+        + "  webli, …; 'clipgen models --pretrained' lists them; default: the first). The cache defaults to $CLIPGEN_CACHE, else\n"
+        + "  $XDG_CACHE_HOME/clipgen or ~/.cache/clipgen. Prints the file's path on stdout.\n"
+        + "  Hugging Face Hub files are verified against the sha256 the Hub reports unless the spec pins one;\n"
         + "  the folder gets config.json / open_clip_config.json written from the spec, so 'clipgen infer --weights <folder>' loads it.";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         var model = args.Positional.Count == 1 ? args.Positional[0] : args.Get("model")
             ?? throw new CliUsageException("name one model, e.g. clipgen download ViT-B-32-quickgelu");
-        var source = args.Get("source");
+        var source = args.Get("pretrained") ?? args.Get("source");
         var cache = args.Get("cache");
         var urlBase = args.Get("url-base");
         var quiet = args.Has("quiet");

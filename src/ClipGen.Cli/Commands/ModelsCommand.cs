@@ -9,13 +9,24 @@ sealed class ModelsCommand : ICommand
 {
     public string Name => "models";
     public string Summary => "list the compiled-in model specs";
-    public string Usage => "clipgen models [--json]";
+    public string Usage => "clipgen models [--json] [--pretrained]\n  --pretrained: each model's published weights by open_clip's tag (for download --pretrained TAG and ClipPipeline.LoadPretrainedAsync).";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         var json = args.Has("json");
+        var pretrained = args.Has("pretrained");
         args.RejectUnknown();
         var models = ModelRegistry.All;
+        if (pretrained && !json)
+        {
+            foreach (var m in models.Where(m => m.Spec.Pretrained.Count > 0))
+            {
+                stdout.WriteLine(m.Name);
+                foreach (var p in m.Spec.Pretrained)
+                    stdout.WriteLine($"  {p.Source,-30} {(p.IsHub ? p.Repo : p.Url)} ({p.Format}{(p.Sha256.Length > 0 ? ", sha256 pinned" : "")})");
+            }
+            return 0;
+        }
         if (json)
         {
             var rows = models.Select(m => new Dictionary<string, object>

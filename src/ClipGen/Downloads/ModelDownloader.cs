@@ -136,10 +136,12 @@ public sealed class ModelDownloader : IDisposable
     public static PretrainedSpec Select(ClipSpec spec, string? source)
     {
         if (spec.Pretrained.Count == 0 && source is null)
-            throw new ClipGenException($"spec '{spec.Name}' lists no published weights (no 'pretrained:' entries); 'clipgen models' lists the specs, and the '-quickgelu' ones carry OpenAI's");
+            throw new ClipGenException($"spec '{spec.Name}' lists no published weights (no 'pretrained:' entries); the '-quickgelu' built-in specs carry OpenAI's");
         if (source is null) return spec.Pretrained[0];
         var found = spec.Pretrained.FirstOrDefault(p => string.Equals(p.Source, source, StringComparison.OrdinalIgnoreCase));
         if (found is not null) return found;
+        // Wave 1 named a spec's Hugging Face weights 'hf'; the tags now follow open_clip, and 'hf' still picks the first Hub entry.
+        if (string.Equals(source, "hf", StringComparison.OrdinalIgnoreCase) && spec.Pretrained.FirstOrDefault(p => p.IsHub) is { } hub) return hub;
         var why = string.Equals(source, "hf", StringComparison.OrdinalIgnoreCase) && spec.Vision.Kind != VisionKind.VisionTransformer
             ? " (Hugging Face's CLIPModel has no ResNet image tower, so ClipGen lists no Hugging Face weights for ResNet specs)"
             : "";
