@@ -9,6 +9,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["preprocess"] = PreprocessBenchmark.Run,
     ["gemm"] = GemmBenchmark.Run,
+    ["index"] = IndexBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

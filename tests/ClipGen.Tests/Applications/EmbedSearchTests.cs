@@ -81,7 +81,7 @@ public class EmbedSearchTests(ITestOutputHelper output)
             _ = p.StandardError.ReadToEndAsync();
             _ = p.StandardOutput.ReadToEndAsync();
             var deadline = Stopwatch.StartNew();
-            while ((shardsAtKill = Directory.Exists(parts) ? Directory.GetFiles(parts, "shard-*.json").Length : 0) < 25)
+            while ((shardsAtKill = Directory.Exists(parts) ? Directory.GetFiles(parts, "s*-b*.json").Length : 0) < 25)
             {
                 Assert.False(p.HasExited, "the run finished before it could be interrupted");
                 Assert.True(deadline.Elapsed < TimeSpan.FromMinutes(3), "no progress");
@@ -91,8 +91,8 @@ public class EmbedSearchTests(ITestOutputHelper output)
             p.WaitForExit();
         }
         Assert.False(File.Exists(resumed));
-        shardsAtKill = Directory.GetFiles(parts, "shard-*.json").Length;
-        output.WriteLine($"killed with {shardsAtKill} of 167 shards committed");
+        shardsAtKill = Directory.GetFiles(parts, "s*-b*.json").Length;
+        output.WriteLine($"killed with {shardsAtKill} of 167 batches committed");
         Assert.InRange(shardsAtKill, 25, 166);
 
         (code, err) = RunToEnd(Args(resumed));
