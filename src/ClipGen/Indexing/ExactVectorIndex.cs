@@ -175,7 +175,7 @@ public sealed class ExactVectorIndex : IVectorIndex
         }
         Span<float> unit = Dimensions <= 4096 ? stackalloc float[Dimensions] : new float[Dimensions];
         TensorPrimitives.Multiply(vector, inv, unit);
-        float max = TensorPrimitives.MaxMagnitude(unit);
+        float max = MathF.Abs(TensorPrimitives.MaxMagnitude(unit)); // MaxMagnitude keeps the sign
         float scale = max > 0 ? max / 127f : 1;
         var dst = _i8.AsSpan(row * Dimensions, Dimensions);
         for (int i = 0; i < unit.Length; i++) dst[i] = (sbyte)Math.Clamp(MathF.Round(unit[i] / scale), -127, 127);
