@@ -60,6 +60,8 @@ sealed class EmbedCommand : ICommand
         if (task.Count > 1)
             stderr.WriteLine($"task {task}: {(resolved.Kind == "shards" ? $"{resolved.Sources.Count} of {resolved.TotalUnits} shards" : $"{resolved.Items} of {resolved.TotalUnits} images")}");
 
+        // Locked before the model loads, so that a second run on the same output stops at once.
+        using var outputLock = FolderEmbedder.Lock(output, format, task);
         using var pipeline = AppHelpers.Load(model, stderr);
         pipeline.BatchSize = batch;
         var progress = new EmbedProgressLine(stderr, quiet, resolved.Items);
@@ -73,6 +75,7 @@ sealed class EmbedCommand : ICommand
             Format = format,
             NpyDType = dtype,
             Task = task,
+            OutputLock = outputLock,
         });
         progress.Finish();
         var skippedNote = result.Skipped.Count > 0 ? $"; {result.Skipped.Count} image(s) skipped" : "";

@@ -103,6 +103,8 @@ public sealed record FolderEmbedderOptions
     public NpyDType NpyDType { get; init; } = NpyDType.Float16;
     /// <summary>Which partition of the whole input these sources are: names the output files.</summary>
     public TaskPartition Task { get; init; } = TaskPartition.Whole;
+    /// <summary>The output's lock, if the caller took it already (<see cref="FolderEmbedder.Lock"/>); otherwise the run takes it.</summary>
+    public FolderEmbedder.OutputLock? OutputLock { get; init; }
 }
 
 /// <summary>The outcome of <see cref="FolderEmbedder.RunSources"/>.</summary>
@@ -147,6 +149,30 @@ public static class FolderEmbedder
         return Path.ChangeExtension(output, null) + $".{id}-of-{task.Count}" + (ext.Length > 0 ? ext : ".safetensors");
     }
 
+    /// <summary>The file (or folder) a run writes, its parts folder and its lock file.</summary>
+    static (string Target, string Parts, string Lock) Paths(string output, EmbedFormat format, TaskPartition task)
+    {
+        if (format == EmbedFormat.ClipGen)
+        {
+            var target = OutputFile(output, task);
+            return (target, PartsDirectory(target), Path.GetFullPath(target) + ".lock");
+        }
+        if (File.Exists(output)) throw new ClipGenException($"{output} is a file; the clip-retrieval layout needs a folder");
+        var id = ClipRetrievalWriter.PartitionId(task.Index, task.Count);
+        var folder = Path.GetFullPath(output);
+        return (output, Path.Combine(folder, $".parts-{id}"), Path.Combine(folder, $".embed-{id}.lock"));
+    }
+
+    /// <summary>
+    /// Locks the output a run with these options would write, so that a caller can fail at once, before loading a
+    /// model; pass the lock in <see cref="FolderEmbedderOptions.OutputLock"/>. A held lock is a <see cref="ClipGenException"/>.
+    /// </summary>
+    public static OutputLock Lock(string output, EmbedFormat format, TaskPartition task)
+    {
+        var (target, _, lockPath) = Paths(output, format, task);
+        return OutputLock.Acquire(lockPath, target);
+    }
+
     /// <summary>Embeds image files into <paramref name="output"/> (ClipGen format), as <see cref="RunSources"/>.</summary>
     public static FolderEmbedderResult Run(ClipPipeline pipeline, IReadOnlyList<string> files, string output, FolderEmbedderOptions? options = null)
     {
@@ -166,23 +192,8 @@ public static class FolderEmbedder
         if (options.BatchSize <= 0) throw new ClipGenException($"the batch size must be positive, not {options.BatchSize}");
         var log = options.Log ?? (_ => { });
         var task = options.Task;
-        string parts, lockPath, target;
-        if (options.Format == EmbedFormat.ClipGen)
-        {
-            target = OutputFile(output, task);
-            parts = PartsDirectory(target);
-            lockPath = Path.GetFullPath(target) + ".lock";
-        }
-        else
-        {
-            if (File.Exists(output)) throw new ClipGenException($"{output} is a file; the clip-retrieval layout needs a folder");
-            target = output;
-            var id = ClipRetrievalWriter.PartitionId(task.Index, task.Count);
-            parts = Path.Combine(Path.GetFullPath(output), $".parts-{id}");
-            lockPath = Path.Combine(Path.GetFullPath(output), $".embed-{id}.lock");
-        }
-        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
-        using var outputLock = OutputLock.Acquire(lockPath, target);
+        var (target, parts, lockPath) = Paths(output, options.Format, task);
+        using var ownLock = options.OutputLock is { } held && held.Path == lockPath ? null : OutputLock.Acquire(lockPath, target);
 
         var job = new JsonObject
         {
@@ -357,7 +368,7 @@ public static class FolderEmbedder
                     if (item.Data is { } data)
                     {
                         using var ms = new MemoryStream(data, writable: false);
-                        buffers[i] = pre.Preprocess(ms, item.Location);
+                        buffers[i] = pre.Preprocess(ms, item.DisplayName ?? item.Location);
                     }
                     else buffers[i] = pre.Preprocess(item.FilePath ?? item.Location);
                 }
@@ -378,7 +389,8 @@ public static class FolderEmbedder
             int d = pipeline.Dimensions;
             // A batch whose images are all unreadable embeds nothing (and writes an empty array).
             var image = loaded.Count > 0 ? EmbedPixels(pixels, loaded.Count) : [];
-            bool hasText = loaded.Any(x => x.Caption is not null);
+            // The ClipGen format holds image embeddings only; clip-retrieval's also has the captions' text embeddings.
+            bool hasText = options.Format == EmbedFormat.ClipRetrieval && loaded.Any(x => x.Caption is not null);
             var name = BatchName(s, b);
             WriteNpy(Path.Combine(parts, name + ".img.npy"), image, d);
             if (hasText) WriteNpy(Path.Combine(parts, name + ".txt.npy"), EmbedTexts(loaded.Select(x => x.Caption ?? "").ToList()), d);
@@ -490,13 +502,17 @@ public static class FolderEmbedder
     /// An exclusive lock on an output: a lock file opened with <see cref="FileShare.None"/> (an advisory <c>flock</c> on
     /// Unix), deleted when released. A process that dies releases it; a second run fails at once.
     /// </summary>
-    sealed class OutputLock : IDisposable
+    public sealed class OutputLock : IDisposable
     {
         readonly FileStream _stream;
-        OutputLock(FileStream stream) => _stream = stream;
+        OutputLock(FileStream stream, string path) { _stream = stream; Path = path; }
 
-        public static OutputLock Acquire(string path, string output)
+        /// <summary>The lock file.</summary>
+        public string Path { get; }
+
+        internal static OutputLock Acquire(string path, string output)
         {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
             try
             {
                 var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
@@ -504,7 +520,7 @@ public static class FolderEmbedder
                 fs.SetLength(0);
                 fs.Write(pid);
                 fs.Flush();
-                return new OutputLock(fs);
+                return new OutputLock(fs, path);
             }
             catch (IOException e)
             {

@@ -18,6 +18,8 @@ public sealed record EmbedItem(string Location)
     public string? Caption { get; init; }
     public string? Json { get; init; }
     public string? Error { get; init; }
+    /// <summary>How errors name the image when <see cref="Location"/> alone is not enough (a shard member: <c>shard.tar/key.jpg</c>).</summary>
+    public string? DisplayName { get; init; }
 }
 
 /// <summary>
@@ -87,7 +89,10 @@ public abstract class EmbedSource
                     yield return new EmbedItem(sample.Key) { Error = $"{path}: sample '{sample.Key}' at byte {sample.Offset} has no image ({string.Join(", ", WebDatasetSample.ImageExtensions)}); it has {string.Join(", ", sample.Files.Keys)}" };
                     continue;
                 }
-                yield return new EmbedItem(sample.Key) { Data = image.Value.Data, Caption = sample.Caption, Json = sample.Json };
+                yield return new EmbedItem(sample.Key)
+                {
+                    Data = image.Value.Data, Caption = sample.Caption, Json = sample.Json, DisplayName = $"{path}/{sample.Key}.{image.Value.Extension}",
+                };
             }
             while (problems.Count > 0)
             {

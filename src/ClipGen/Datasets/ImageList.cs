@@ -49,6 +49,7 @@ public static class ImageListReader
             if (p.Length == 0) { problems.Add(new ImageListProblem(path, row, $"empty '{imageColumn}'")); continue; }
             entries.Add(new ImageListEntry(System.IO.Path.IsPathRooted(p) ? p : System.IO.Path.Combine(baseDir, p), rows.HasCaptions ? caption?.Trim() ?? "" : null, row));
         }
+        problems.Sort((a, b) => a.Row.CompareTo(b.Row));
         return new ImageList(path, entries, problems, rows.HasCaptions);
     }
 
@@ -101,7 +102,8 @@ public static class ImageListReader
         var caption = Find(captionColumn);
         if (caption is null && captionRequired) throw new ClipGenException($"{path}: no '{captionColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Path.ToString()))})");
         foreach (var f in caption is null ? [image] : new[] { image, caption })
-            if (f.ClrType != typeof(string) || f.IsArray) throw new ClipGenException($"{path}: column '{f.Name}' holds {f.ClrType.Name}{(f.IsArray ? "[]" : "")}, not text");
+            if (!(f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>)) || f.IsArray)
+                throw new ClipGenException($"{path}: column '{f.Name}' holds {f.ClrType.Name}{(f.IsArray ? "[]" : "")}, not text");
         var rows = new List<(int, string?, string?)>();
         int row = 0;
         for (int g = 0; g < reader.RowGroupCount; g++)

@@ -106,35 +106,43 @@ public static class WebDatasetReader
         string? problem = null;
         while (true)
         {
-            long headerOffset = counting.Position;
+            long headerOffset = (counting.Position + 511) / 512 * 512; // members are padded to 512-byte blocks
             TarEntry? entry;
-            byte[]? data = null;
-            try
+            Exception? damage = null;
+            try { entry = reader.GetNextEntry(copyData: false); }
+            catch (Exception e) when (IsDamage(e)) { entry = null; damage = e; }
+            if (damage is not null)
             {
-                entry = reader.GetNextEntry(copyData: false);
-                if (entry is not null && entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile)
-                    data = ReadMember(entry, shard, headerOffset);
-            }
-            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or IOException or ArgumentException or OverflowException)
-            {
-                if (e is WebDatasetShardException) throw;
-                throw new WebDatasetShardException(shard, headerOffset, e is EndOfStreamException ? "truncated tar (the archive ends inside a member)" : $"corrupt tar ({e.Message.TrimEnd('.')})", e);
+                // Every member of the pending sample was read whole: it is returned before the error.
+                if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, problem, onProblem); if (s is not null) yield return s; }
+                throw new WebDatasetShardException(shard, headerOffset, Describe(damage), damage);
             }
             if (entry is null) break;
-            if (data is null && !(entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile)) continue;
+            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile)) continue;
             var name = entry.Name.Replace('\\', '/');
-            if (IsMeta(name)) continue;
-            if (!SplitKey(name, out var k, out var ext)) continue;
-            if (k != key)
+            bool member = !IsMeta(name) & SplitKey(name, out var k, out var ext);
+            if (member && k != key)
             {
+                // A new key: the pending sample is complete.
                 if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, problem, onProblem); if (s is not null) yield return s; }
                 key = k; sampleOffset = headerOffset; files = new Dictionary<string, byte[]>(StringComparer.Ordinal); problem = null;
             }
+            byte[]? data;
+            try { data = ReadMember(entry, shard, headerOffset); }
+            catch (Exception e) when (IsDamage(e) && e is not WebDatasetShardException)
+            {
+                throw new WebDatasetShardException(shard, headerOffset, Describe(e), e);
+            }
+            if (!member) continue;
             if (data is null) { problem ??= $"member '{name}' is larger than {MaxMemberBytes:N0} bytes"; continue; }
             if (!files!.TryAdd(ext, data)) problem ??= $"two members with the extension '{ext}'";
         }
         if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, problem, onProblem); if (s is not null) yield return s; }
     }
+
+    static bool IsDamage(Exception e) => e is InvalidDataException or EndOfStreamException or FormatException or IOException or ArgumentException or OverflowException;
+
+    static string Describe(Exception e) => e is EndOfStreamException ? "truncated tar (the archive ends inside a member)" : $"corrupt tar ({e.Message.TrimEnd('.')})";
 
     static WebDatasetSample? Finish(string shard, string key, long offset, Dictionary<string, byte[]> files, string? problem, Action<WebDatasetProblem>? onProblem)
     {
