@@ -13,10 +13,15 @@ public sealed class WebDatasetSample
     /// <summary>Image extensions looked for, in this order.</summary>
     public static IReadOnlyList<string> ImageExtensions { get; } = ["jpg", "jpeg", "png", "webp"];
 
-    public WebDatasetSample(string shard, string key, long offset, IReadOnlyDictionary<string, byte[]> files)
+    public WebDatasetSample(string shard, string key, long offset, IReadOnlyDictionary<string, byte[]> files,
+        IReadOnlyDictionary<string, (long Offset, long Length)>? members = null)
     {
         Shard = shard; Key = key; Offset = offset; Files = files;
+        Members = members ?? new Dictionary<string, (long, long)>();
     }
+
+    /// <summary>Where each member's data lies in the shard (byte offset and length), by extension, loaded or not.</summary>
+    public IReadOnlyDictionary<string, (long Offset, long Length)> Members { get; }
 
     /// <summary>The shard's path as given.</summary>
     public string Shard { get; }
@@ -69,8 +74,11 @@ public static class WebDatasetReader
     /// <summary>Largest member read into memory (256 MiB; an image or caption is far smaller).</summary>
     public static long MaxMemberBytes { get; set; } = 256L << 20;
 
-    /// <summary>The samples of the shard at <paramref name="path"/>.</summary>
-    public static IEnumerable<WebDatasetSample> Read(string path, Action<WebDatasetProblem>? onProblem = null)
+    /// <summary>
+    /// The samples of the shard at <paramref name="path"/>. <paramref name="load"/> picks the extensions whose bytes are
+    /// kept in <see cref="WebDatasetSample.Files"/> (all by default); every member's place is in <see cref="WebDatasetSample.Members"/>.
+    /// </summary>
+    public static IEnumerable<WebDatasetSample> Read(string path, Action<WebDatasetProblem>? onProblem = null, Func<string, bool>? load = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         FileStream stream;
@@ -85,17 +93,17 @@ public static class WebDatasetReader
         {
             throw new ClipGenException($"{path}: cannot open the shard ({e.Message})", e);
         }
-        return ReadOwned(stream, path, onProblem);
+        return ReadOwned(stream, path, onProblem, load);
     }
 
-    static IEnumerable<WebDatasetSample> ReadOwned(Stream stream, string shard, Action<WebDatasetProblem>? onProblem)
+    static IEnumerable<WebDatasetSample> ReadOwned(Stream stream, string shard, Action<WebDatasetProblem>? onProblem, Func<string, bool>? load)
     {
         using (stream)
-            foreach (var s in Read(stream, shard, onProblem)) yield return s;
+            foreach (var s in Read(stream, shard, onProblem, load)) yield return s;
     }
 
     /// <summary>The samples of a tar stream; <paramref name="shard"/> names it in errors. The stream is read once, forward.</summary>
-    public static IEnumerable<WebDatasetSample> Read(Stream stream, string shard, Action<WebDatasetProblem>? onProblem = null)
+    public static IEnumerable<WebDatasetSample> Read(Stream stream, string shard, Action<WebDatasetProblem>? onProblem = null, Func<string, bool>? load = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         var counting = new CountingStream(stream);
@@ -103,6 +111,7 @@ public static class WebDatasetReader
         string? key = null;
         long sampleOffset = 0;
         Dictionary<string, byte[]>? files = null;
+        Dictionary<string, (long, long)>? members = null;
         string? problem = null;
         while (true)
         {
@@ -114,7 +123,7 @@ public static class WebDatasetReader
             if (damage is not null)
             {
                 // Every member of the pending sample was read whole: it is returned before the error.
-                if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, problem, onProblem); if (s is not null) yield return s; }
+                if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, members!, problem, onProblem); if (s is not null) yield return s; }
                 throw new WebDatasetShardException(shard, headerOffset, Describe(damage), damage);
             }
             if (entry is null) break;
@@ -124,31 +133,52 @@ public static class WebDatasetReader
             if (member && k != key)
             {
                 // A new key: the pending sample is complete.
-                if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, problem, onProblem); if (s is not null) yield return s; }
-                key = k; sampleOffset = headerOffset; files = new Dictionary<string, byte[]>(StringComparer.Ordinal); problem = null;
+                if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, members!, problem, onProblem); if (s is not null) yield return s; }
+                key = k; sampleOffset = headerOffset; problem = null;
+                files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+                members = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
             }
+            long dataOffset = counting.Position; // the reader has consumed the member's header blocks
+            bool keep = member && (load is null || load(ext));
             byte[]? data;
-            try { data = ReadMember(entry, shard, headerOffset); }
+            try { data = keep ? ReadMember(entry, shard, headerOffset) : Skip(entry); }
             catch (Exception e) when (IsDamage(e) && e is not WebDatasetShardException)
             {
                 throw new WebDatasetShardException(shard, headerOffset, Describe(e), e);
             }
             if (!member) continue;
+            if (!members!.TryAdd(ext, (dataOffset, entry.Length))) { problem ??= $"two members with the extension '{ext}'"; continue; }
+            if (!keep) continue;
             if (data is null) { problem ??= $"member '{name}' is larger than {MaxMemberBytes:N0} bytes"; continue; }
-            if (!files!.TryAdd(ext, data)) problem ??= $"two members with the extension '{ext}'";
+            files!.Add(ext, data);
         }
-        if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, problem, onProblem); if (s is not null) yield return s; }
+        if (key is not null) { var s = Finish(shard, key, sampleOffset, files!, members!, problem, onProblem); if (s is not null) yield return s; }
     }
 
     static bool IsDamage(Exception e) => e is InvalidDataException or EndOfStreamException or FormatException or IOException or ArgumentException or OverflowException;
 
     static string Describe(Exception e) => e is EndOfStreamException ? "truncated tar (the archive ends inside a member)" : $"corrupt tar ({e.Message.TrimEnd('.')})";
 
-    static WebDatasetSample? Finish(string shard, string key, long offset, Dictionary<string, byte[]> files, string? problem, Action<WebDatasetProblem>? onProblem)
+    static WebDatasetSample? Finish(string shard, string key, long offset, Dictionary<string, byte[]> files, Dictionary<string, (long, long)> members,
+        string? problem, Action<WebDatasetProblem>? onProblem)
     {
-        if (problem is null) return new WebDatasetSample(shard, key, offset, files);
+        if (problem is null) return new WebDatasetSample(shard, key, offset, files, members);
         onProblem?.Invoke(new WebDatasetProblem(shard, key, offset, problem));
         return null;
+    }
+
+    /// <summary>Reads past a member's data without keeping it (so that truncation is still found).</summary>
+    static byte[]? Skip(TarEntry entry)
+    {
+        long read = 0;
+        if (entry.DataStream is { } data)
+        {
+            var buffer = new byte[81920];
+            int n;
+            while ((n = data.Read(buffer)) > 0) read += n;
+        }
+        if (read != entry.Length) throw new EndOfStreamException();
+        return [];
     }
 
     /// <summary>The member's bytes, or null (and its data skipped) when it is over the limit.</summary>

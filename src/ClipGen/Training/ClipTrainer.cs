@@ -85,7 +85,7 @@ public sealed class ClipTrainer
         var siglip = _model.Spec.Loss == LossKind.SigLip;
         for (int epoch = state.Epoch; epoch < _o.Epochs; epoch++)
         {
-            var order = Permutation(data.Count, _o.Seed, epoch);
+            var order = data is IEpochOrder ordered ? ordered.EpochOrder(_o.Seed, epoch) : Permutation(data.Count, _o.Seed, epoch);
             var sw = Stopwatch.StartNew();
             double lossSum = 0; int lossCount = 0; long images = 0;
             int startStep = epoch == state.Epoch ? state.StepInEpoch : 0;
