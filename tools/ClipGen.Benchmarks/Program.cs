@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["preprocess"] = PreprocessBenchmark.Run,
     ["gemm"] = GemmBenchmark.Run,
     ["index"] = IndexBenchmark.Run,
+    ["embed"] = EmbedBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
