@@ -20,6 +20,20 @@ public static class BenchUtil
         return times[runs / 2];
     }
 
+    /// <summary>The value after <c>--name</c> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
+    public static string Option(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, "--" + name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
+    /// <summary>The 1, 5 and 15-minute load averages (/proc/loadavg), to print beside numbers from a shared machine.</summary>
+    public static string LoadAverage()
+    {
+        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "?"; }
+    }
+
     /// <summary>Peak resident set size of this process so far (VmHWM), in bytes; 0 where /proc is absent.</summary>
     public static long PeakRssBytes()
     {

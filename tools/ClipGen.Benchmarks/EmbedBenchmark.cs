@@ -21,11 +21,7 @@ public static class EmbedBenchmark
 {
     public static int Run(string[] args)
     {
-        string Opt(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Opt(string name, string fallback) => BenchUtil.Option(args, name, fallback);
         var models = Opt("models", "demo-tiny,ViT-B-32").Split(',');
         var backend = ClipBackends.Parse(Opt("backend", "onnx"));
         int images = int.Parse(Opt("images", "256"), CultureInfo.InvariantCulture);
@@ -37,7 +33,7 @@ public static class EmbedBenchmark
         {
             var pattern = MakeShards(dir, images, captions);
             Console.WriteLine($"embed benchmark: {images} JPEGs (400×300, q90) in 4 shards{(captions ? " with captions" : "")}, batch {batch}, {backend}, " +
-                $"{Environment.ProcessorCount} cores; load average {LoadAverage()}");
+                $"{Environment.ProcessorCount} cores; load average {BenchUtil.LoadAverage()}");
             foreach (var name in models)
             {
                 using var pipeline = ClipPipeline.FromModel(ClipModelFactory.Create(name), null, vocab, backend);
@@ -51,7 +47,7 @@ public static class EmbedBenchmark
                 Console.WriteLine(FormattableString.Invariant(
                     $"  {name}: {result.Rows} images{(result.HasText ? " + captions" : "")} in {seconds:F1} s = {result.Rows / seconds:F1} images/s per node"));
             }
-            Console.WriteLine($"load average at the end {LoadAverage()}");
+            Console.WriteLine($"load average at the end {BenchUtil.LoadAverage()}");
         }
         finally
         {
@@ -95,11 +91,5 @@ public static class EmbedBenchmark
         if (Environment.GetEnvironmentVariable("CLIPGEN_VOCAB") is { Length: > 0 } v) return v;
         var fixtures = Environment.GetEnvironmentVariable("CLIPGEN_FIXTURES") ?? Path.Combine("..", "shared", "fixtures");
         return Path.GetFullPath(Path.Combine(fixtures, "vocab", "bpe_simple_vocab_16e6.txt.gz"));
-    }
-
-    static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "?"; }
     }
 }

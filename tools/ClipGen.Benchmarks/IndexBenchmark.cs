@@ -17,11 +17,7 @@ public static class IndexBenchmark
 {
     public static int Run(string[] args)
     {
-        string Opt(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, "--" + name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        string Opt(string name, string fallback) => BenchUtil.Option(args, name, fallback);
         int n = int.Parse(Opt("n", "1000000"), CultureInfo.InvariantCulture);
         int dims = int.Parse(Opt("dims", "512"), CultureInfo.InvariantCulture);
         int queries = int.Parse(Opt("queries", "1000"), CultureInfo.InvariantCulture);
@@ -37,7 +33,7 @@ public static class IndexBenchmark
 
         Console.WriteLine($"index benchmark: {n:N0} random unit vectors of {dims} (seed {seed}), {queries} random unit queries, k={k}" +
             (intrinsic > 0 ? $", drawn from a random {intrinsic}-dimensional subspace plus 10% isotropic noise" : ", isotropic") + "; " +
-            $"{Environment.ProcessorCount} cores; load average {LoadAverage()}");
+            $"{Environment.ProcessorCount} cores; load average {BenchUtil.LoadAverage()}");
         var clock = Stopwatch.StartNew();
         var basis = intrinsic > 0 ? RandomBasis(dims, intrinsic, seed + 17) : null;
         var rows = RandomUnitRows(n, dims, seed, basis);
@@ -92,7 +88,7 @@ public static class IndexBenchmark
             Console.WriteLine(FormattableString.Invariant($"saved {new FileInfo(path).Length / 1048576.0:F0} MiB in {save:F1} s; loaded in {load:F1} s; memory-mapped in {view:F2} s"));
             File.Delete(path);
         }
-        Console.WriteLine($"load average at the end {LoadAverage()}");
+        Console.WriteLine($"load average at the end {BenchUtil.LoadAverage()}");
         return 0;
     }
 
@@ -190,11 +186,5 @@ public static class IndexBenchmark
         }
         catch (IOException) { }
         return 0;
-    }
-
-    static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "?"; }
     }
 }

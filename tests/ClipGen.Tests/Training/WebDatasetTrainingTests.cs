@@ -10,32 +10,8 @@ namespace ClipGen.Tests.Training;
 /// <summary><c>clipgen train --train "shards/{…}.tar"</c>: shard and buffer shuffle, samples per epoch, the resumable position.</summary>
 public class WebDatasetTrainingTests
 {
-    const string Spec = """
-        name: wds-train-test
-        embed_dim: 16
-        activation: gelu
-        init_logit_scale: 2.6592600369262695
-        vision:
-          image_size: 16
-          patch_size: 8
-          layers: 1
-          width: 32
-          head_width: 16
-        text:
-          context_length: 32
-          vocab_size: 259
-          width: 32
-          heads: 2
-          layers: 1
-          eos_id: 258
-        tokenizer:
-          kind: bytes
-        preprocess:
-          mean: [0.5, 0.5, 0.5]
-          std: [0.25, 0.25, 0.25]
-          interpolation: bicubic
-          resize_mode: shortest
-        """;
+    /// <summary>The CLI training tests' tiny spec (bytes tokenizer, 16 px).</summary>
+    const string Spec = ClipGen.Tests.Cli.TrainCliTests.Spec;
 
     static readonly (string Name, SKColor Color)[] Colors = [("red", SKColors.Red), ("green", SKColors.Green), ("blue", SKColors.Blue), ("yellow", SKColors.Yellow)];
 
