@@ -44,7 +44,7 @@ sealed class SearchCommand : ICommand
             using var graph = Indexing.HnswVectorIndex.Load(graphPath, view: true);
             if (graph.Count != index.Count || graph.Dimensions != index.Dimensions)
                 throw new ClipGenException($"{graphPath} holds {graph.Count} rows of {graph.Dimensions} but {indexPath} {index.Count} of {index.Dimensions}: it was built from another index; delete it or search with --exact");
-            graph.ExpansionSearch = Math.Max(ef ?? graph.ExpansionSearch, top);
+            graph.ExpansionSearch = Math.Max(ef ?? new Indexing.HnswOptions().ExpansionSearch, top);
             graph.Rerank = index.Exact;
             hits = index.ToHits(graph.Search(vector, top));
         }

@@ -159,6 +159,36 @@ public class EmbedSearchTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Search_uses_the_hnsw_graph_beside_the_index_and_agrees_with_exact_search()
+    {
+        var images = MakeImages(60);
+        var index = Path.Combine(Path.GetDirectoryName(images)!, "h", "photos.safetensors");
+        var (code, _, err) = TestUtil.Cli("embed", "--model", "tiny-vit", "--weights", Weights, "--input", images, "--output", index, "--hnsw", "--int8", "--quiet");
+        Assert.True(code == 0, err);
+        Assert.Contains("HNSW index (int8) of 60 rows written to", err);
+        Assert.True(File.Exists(EmbeddingIndex.HnswPath(index)));
+        var query = EmbeddingIndex.Load(index).Files[11];
+        string Search(params string[] more)
+        {
+            var (c, stdout, e) = TestUtil.Cli(["search", "--index", index, "--model", "tiny-vit", "--weights", Weights, "--image", query, "--top", "8", .. more]);
+            Assert.True(c == 0, e);
+            return stdout;
+        }
+        var approximate = Search();
+        Assert.Equal(Search("--exact"), approximate); // 60 rows: the graph finds them all, and re-scoring gives exact scores
+        Assert.Equal(approximate, Search("--ef", "16"));
+        Assert.EndsWith("  " + query, approximate.Split('\n')[0].TrimEnd());
+        // A graph of another index is refused.
+        var small = Path.Combine(Path.GetDirectoryName(index)!, "small.safetensors");
+        (code, _, err) = TestUtil.Cli("embed", "--model", "tiny-vit", "--weights", Weights, "--input", Path.Combine(images, "sub"), "--output", small, "--quiet");
+        Assert.True(code == 0, err);
+        File.Copy(EmbeddingIndex.HnswPath(index), EmbeddingIndex.HnswPath(small));
+        (code, _, err) = TestUtil.Cli("search", "--index", small, "--model", "tiny-vit", "--weights", Weights, "--image", query);
+        Assert.Equal(2, code);
+        Assert.Contains("was built from another index", err);
+    }
+
+    [Fact]
     public void Embed_accepts_a_glob()
     {
         var images = MakeImages(30);
