@@ -123,7 +123,7 @@ public sealed class CliArgs
     public List<string> Positional { get; } = new();
 
     /// <summary>Options that take no value.</summary>
-    public static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "json", "help", "h", "keep-dtype", "strict", "no-truncate", "quiet", "force", "fp16" };
+    public static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "json", "help", "h", "keep-dtype", "strict", "no-truncate", "quiet", "force", "fp16", "hnsw", "int8", "exact" };
 
     public static CliArgs Parse(string[] argv)
     {

@@ -27,6 +27,13 @@ public static class BenchUtil
         return times[runs / 2];
     }
 
+    /// <summary>The 1, 5 and 15-minute load averages (/proc/loadavg), to print beside numbers from a shared machine.</summary>
+    public static string LoadAverage()
+    {
+        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "?"; }
+    }
+
     /// <summary>Peak resident set size of this process so far (VmHWM), in bytes; 0 where /proc is absent.</summary>
     public static long PeakRssBytes()
     {

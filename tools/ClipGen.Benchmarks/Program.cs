@@ -11,6 +11,8 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["gemm"] = GemmBenchmark.Run,
     ["compare"] = CompareBenchmark.Run,
     ["int8-variants"] = Int8VariantsBenchmark.Run,
+    ["index"] = IndexBenchmark.Run,
+    ["embed"] = EmbedBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

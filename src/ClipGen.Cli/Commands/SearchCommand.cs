@@ -8,7 +8,7 @@ sealed class SearchCommand : ICommand
 {
     public string Name => "search";
     public string Summary => "rank the images of an index (from 'clipgen embed') by similarity to a text or an image";
-    public string Usage => "clipgen search --index <embeddings.safetensors> " + AppHelpers.ModelUsage + " (--query \"a red car\" | --image q.jpg) [--top 10] [--json]";
+    public string Usage => "clipgen search --index <embeddings.safetensors> " + AppHelpers.ModelUsage + " (--query \"a red car\" | --image q.jpg) [--top 10] [--json] [--exact | --ef 128]";
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -18,7 +18,12 @@ sealed class SearchCommand : ICommand
         var image = args.Get("image");
         int top = args.GetInt("top", 10);
         bool json = args.Has("json");
+        bool exact = args.Has("exact");
+        var efArg = args.Get("ef");
         args.RejectUnknown();
+        int? ef = efArg is null ? null : int.TryParse(efArg, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int e) && e > 0
+            ? e : throw new CliUsageException($"--ef must be a positive whole number, not '{efArg}'");
+        if (exact && ef is not null) throw new CliUsageException("--ef applies to the HNSW index; --exact scans every row");
         if ((query is null) == (image is null)) throw new CliUsageException("give exactly one of --query TEXT and --image FILE");
         if (top <= 0) throw new CliUsageException($"--top must be positive, not {top}");
         if (query is not null && string.IsNullOrWhiteSpace(query)) throw new ClipGenException("--query is empty");
@@ -30,7 +35,24 @@ sealed class SearchCommand : ICommand
         using var pipeline = AppHelpers.Load(model, stderr);
         Check(index, indexPath, pipeline.Spec);
         using var q = query is not null ? pipeline.EmbedTexts([query]) : pipeline.EmbedImages([image!]);
-        var hits = index.Search(q.data<float>().ToArray(), top);
+        var vector = q.data<float>().ToArray();
+        var graphPath = EmbeddingIndex.HnswPath(indexPath);
+        IReadOnlyList<SearchHit> hits;
+        if (!exact && File.Exists(graphPath))
+        {
+            // Approximate: the HNSW graph (memory-mapped) proposes candidates, the exact rows re-score them.
+            using var graph = Indexing.HnswVectorIndex.Load(graphPath, view: true);
+            if (graph.Count != index.Count || graph.Dimensions != index.Dimensions)
+                throw new ClipGenException($"{graphPath} holds {graph.Count} rows of {graph.Dimensions} but {indexPath} {index.Count} of {index.Dimensions}: it was built from another index; delete it or search with --exact");
+            graph.ExpansionSearch = Math.Max(ef ?? new Indexing.HnswOptions().ExpansionSearch, top);
+            graph.Rerank = index.Exact;
+            hits = index.ToHits(graph.Search(vector, top));
+        }
+        else
+        {
+            if (ef is not null) throw new ClipGenException($"--ef needs an HNSW index, and {graphPath} does not exist (build it with clipgen embed --hnsw)");
+            hits = index.Search(vector, top);
+        }
 
         if (json)
         {

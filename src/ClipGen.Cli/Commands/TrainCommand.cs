@@ -11,9 +11,9 @@ namespace ClipGen.Cli.Commands;
 sealed class TrainCommand : ICommand
 {
     public string Name => "train";
-    public string Summary => "train or fine-tune a CLIP spec on a CSV of filepath,caption (or a folder with sidecar captions)";
+    public string Summary => "train or fine-tune a CLIP spec on a CSV of filepath,caption, a folder with sidecar captions, or WebDataset shards";
     public string Usage =>
-        "clipgen train --spec <name|spec.yaml> --train <data.csv|folder> --output runs/x [--val val.csv] [--zeroshot-folder DIR] " +
+        "clipgen train --spec <name|spec.yaml> --train <data.csv|folder|\"shards/{00000..00009}.tar\"> [--train-num-samples N] [--shuffle-buffer 1000] --output runs/x [--val val.csv] [--zeroshot-folder DIR] " +
         "[--epochs 10] [--batch-size 64] [--lr 5e-4] [--warmup 100] [--weight-decay 0.2] [--accumulation 1] [--clip-norm 1.0] " +
         "[--seed 0] [--weights W (fine-tune)] [--freeze-image-tower] [--resume | --force] [--vocab FILE] [--image-column filepath] [--caption-column caption] [--threads N]\n" +
         "  An --output that already holds a run is refused unless --resume continues it or --force starts it over.";
@@ -33,6 +33,8 @@ sealed class TrainCommand : ICommand
         var force = args.Has("force");
         var freeze = args.Has("freeze-image-tower");
         var threads = AppHelpers.ThreadCount(args, "threads", Math.Min(Environment.ProcessorCount, Limits.MaxThreads));
+        var numSamplesArg = args.Get("train-num-samples");
+        int shuffleBuffer = args.GetInt("shuffle-buffer", 1000);
         var options = new TrainerOptions
         {
             Epochs = args.GetInt("epochs", 10),
@@ -59,12 +61,32 @@ sealed class TrainCommand : ICommand
         var preprocessor = spec.CreatePreprocessor();
         long[] Tokenize(IReadOnlyList<string> texts) => tokenizer.EncodeBatch(texts, spec.Text.ContextLength);
 
-        var train = Directory.Exists(trainPath)
-            ? FileCaptionDataset.FromFolder(trainPath, preprocessor)
-            : FileCaptionDataset.FromCsv(trainPath, preprocessor, imageColumn, captionColumn);
-        foreach (var p in train.Problems) stderr.WriteLine($"skipped {ErrorText.Message(p.ToString())}");
-        if (train.Count == 0) throw new ClipGenException($"'{trainPath}' holds no usable image–caption pairs ({train.Problems.Count} rows skipped)");
-        stdout.WriteLine($"training {spec.Name} on {train.Count} pairs from {trainPath}" + (train.Problems.Count > 0 ? $" ({train.Problems.Count} bad rows skipped)" : ""));
+        int? numSamples = numSamplesArg is null ? null
+            : int.TryParse(numSamplesArg, NumberStyles.None, CultureInfo.InvariantCulture, out var ns) && ns > 0 ? ns
+            : throw new CliUsageException($"--train-num-samples must be a positive whole number, not '{numSamplesArg}'");
+        bool shards = Datasets.BraceExpansion.Expand(trainPath).All(p => p.EndsWith(".tar", StringComparison.OrdinalIgnoreCase));
+        if (!shards && numSamples is not null) throw new CliUsageException("--train-num-samples applies to WebDataset shards");
+        ICaptionDataset train;
+        IReadOnlyList<DatasetProblem> problems;
+        if (shards)
+        {
+            var wds = WebDatasetCaptionDataset.Open(trainPath, preprocessor, numSamples, shuffleBuffer);
+            // The stream position is the trainer's (epoch, step): a resume must see the same shards and settings.
+            WebDatasetResume.Check(output, wds, resume);
+            train = wds; problems = wds.Problems;
+            stdout.WriteLine($"training {spec.Name} on {wds.Count} samples per epoch from {wds.Shards.Count} shards ({wds.SampleCount} usable samples) in {trainPath}" +
+                (problems.Count > 0 ? $" ({problems.Count} samples skipped)" : ""));
+        }
+        else
+        {
+            var files = Directory.Exists(trainPath)
+                ? FileCaptionDataset.FromFolder(trainPath, preprocessor)
+                : FileCaptionDataset.FromCsv(trainPath, preprocessor, imageColumn, captionColumn);
+            train = files; problems = files.Problems;
+            if (files.Count == 0) throw new ClipGenException($"'{trainPath}' holds no usable image–caption pairs ({problems.Count} rows skipped)");
+            stdout.WriteLine($"training {spec.Name} on {files.Count} pairs from {trainPath}" + (problems.Count > 0 ? $" ({problems.Count} bad rows skipped)" : ""));
+        }
+        foreach (var p in problems) stderr.WriteLine($"skipped {ErrorText.Message(p.ToString())}");
 
         FileCaptionDataset? val = null;
         if (valPath is not null)

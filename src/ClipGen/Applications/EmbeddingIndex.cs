@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using ClipGen.IO;
+using ClipGen.Indexing;
 
 namespace ClipGen.Applications;
 
@@ -21,6 +22,7 @@ public sealed class EmbeddingIndex
     public const string TensorName = "embeddings";
 
     readonly float[] _vectors;
+    ExactVectorIndex? _exact;
 
     public EmbeddingIndex(string model, int dimensions, IReadOnlyList<string> files, float[] vectors)
     {
@@ -52,6 +54,9 @@ public sealed class EmbeddingIndex
 
     /// <summary>The sidecar of an index file: <c>photos.safetensors</c> → <c>photos.files.txt</c>.</summary>
     public static string FileListPath(string indexPath) => Path.ChangeExtension(indexPath, null) + ".files.txt";
+
+    /// <summary>The HNSW graph beside an index file: <c>photos.safetensors</c> → <c>photos.usearch</c>.</summary>
+    public static string HnswPath(string indexPath) => Path.ChangeExtension(indexPath, null) + ".usearch";
 
     /// <summary>Writes the sidecar, then the tensor file, each atomically (temporary file, then rename).</summary>
     public void Save(string path)
@@ -97,25 +102,23 @@ public sealed class EmbeddingIndex
         return new EmbeddingIndex(model, (int)shape[1], files, vectors);
     }
 
-    /// <summary>The <paramref name="top"/> rows most similar (cosine) to <paramref name="query"/>, best first.</summary>
+    /// <summary>The exact index over the rows, made on first use.</summary>
+    public ExactVectorIndex Exact => _exact ??= ExactVectorIndex.FromRows(_vectors, Dimensions);
+
+    /// <summary>
+    /// The <paramref name="top"/> rows most similar (cosine) to <paramref name="query"/>, best first (ties: lower row
+    /// first). Exact: SIMD dot products and a bounded heap, see <see cref="ExactVectorIndex"/>.
+    /// </summary>
     public IReadOnlyList<SearchHit> Search(ReadOnlySpan<float> query, int top)
     {
         if (query.Length != Dimensions) throw new ClipGenException($"the query has {query.Length} dimensions but the index {Dimensions}");
         if (top <= 0) throw new ArgumentOutOfRangeException(nameof(top), top, "top must be positive");
-        double qn = 0;
-        foreach (var q in query) qn += (double)q * q;
-        qn = Math.Sqrt(qn);
-        var scores = new (double Score, int Row)[Count];
-        for (int i = 0; i < Count; i++)
-        {
-            var row = this[i];
-            double dot = 0, rn = 0;
-            for (int k = 0; k < Dimensions; k++) { dot += (double)row[k] * query[k]; rn += (double)row[k] * row[k]; }
-            scores[i] = (rn == 0 || qn == 0 ? 0 : dot / (Math.Sqrt(rn) * qn), i);
-        }
-        return scores.OrderByDescending(s => s.Score).ThenBy(s => s.Row).Take(top)
-            .Select(s => new SearchHit(s.Row, Files[s.Row], s.Score)).ToList();
+        return ToHits(Exact.Search(query, top));
     }
+
+    /// <summary>Search hits of rows found by any <see cref="IVectorIndex"/> over this index's rows.</summary>
+    public IReadOnlyList<SearchHit> ToHits(IEnumerable<ScoredRow> rows) =>
+        rows.Select(r => new SearchHit(r.Row, Files[r.Row], r.Score)).ToList();
 }
 
 /// <summary>Whole-file writes that never leave a partial file behind: a temporary file beside the target, then a rename.</summary>

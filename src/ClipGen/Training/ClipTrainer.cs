@@ -149,7 +149,7 @@ public sealed class ClipTrainer
         var skipped = new ConcurrentDictionary<int, bool>();
         for (int epoch = state.Epoch; epoch < _o.Epochs; epoch++)
         {
-            var order = Permutation(data.Count, _o.Seed, epoch);
+            var order = data is IEpochOrder ordered ? ordered.EpochOrder(_o.Seed, epoch) : Permutation(data.Count, _o.Seed, epoch);
             var sw = Stopwatch.StartNew();
             // A resumed epoch continues its sums, so that its train_loss averages all of its steps.
             bool continuing = epoch == state.Epoch;

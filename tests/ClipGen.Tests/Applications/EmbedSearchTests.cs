@@ -81,7 +81,7 @@ public class EmbedSearchTests(ITestOutputHelper output)
             _ = p.StandardError.ReadToEndAsync();
             _ = p.StandardOutput.ReadToEndAsync();
             var deadline = Stopwatch.StartNew();
-            while ((shardsAtKill = Directory.Exists(parts) ? Directory.GetFiles(parts, "shard-*.json").Length : 0) < 25)
+            while ((shardsAtKill = Directory.Exists(parts) ? Directory.GetFiles(parts, "s*-b*.json").Length : 0) < 25)
             {
                 Assert.False(p.HasExited, "the run finished before it could be interrupted");
                 Assert.True(deadline.Elapsed < TimeSpan.FromMinutes(3), "no progress");
@@ -91,8 +91,8 @@ public class EmbedSearchTests(ITestOutputHelper output)
             p.WaitForExit();
         }
         Assert.False(File.Exists(resumed));
-        shardsAtKill = Directory.GetFiles(parts, "shard-*.json").Length;
-        output.WriteLine($"killed with {shardsAtKill} of 167 shards committed");
+        shardsAtKill = Directory.GetFiles(parts, "s*-b*.json").Length;
+        output.WriteLine($"killed with {shardsAtKill} of 167 batches committed");
         Assert.InRange(shardsAtKill, 25, 166);
 
         (code, err) = RunToEnd(Args(resumed));
@@ -156,6 +156,36 @@ public class EmbedSearchTests(ITestOutputHelper output)
         (code, _, err) = TestUtil.Cli("search", "--index", index, "--model", "tiny-rn", "--weights", AppFixtures.Weights("openai/tiny-rn"), "--image", query);
         Assert.Equal(2, code);
         Assert.Contains("holds embeddings of model 'tiny-vit', not 'tiny-rn'", Assert.Single(err.TrimEnd().Split('\n')));
+    }
+
+    [Fact]
+    public void Search_uses_the_hnsw_graph_beside_the_index_and_agrees_with_exact_search()
+    {
+        var images = MakeImages(60);
+        var index = Path.Combine(Path.GetDirectoryName(images)!, "h", "photos.safetensors");
+        var (code, _, err) = TestUtil.Cli("embed", "--model", "tiny-vit", "--weights", Weights, "--input", images, "--output", index, "--hnsw", "--int8", "--quiet");
+        Assert.True(code == 0, err);
+        Assert.Contains("HNSW index (int8) of 60 rows written to", err);
+        Assert.True(File.Exists(EmbeddingIndex.HnswPath(index)));
+        var query = EmbeddingIndex.Load(index).Files[11];
+        string Search(params string[] more)
+        {
+            var (c, stdout, e) = TestUtil.Cli(["search", "--index", index, "--model", "tiny-vit", "--weights", Weights, "--image", query, "--top", "8", .. more]);
+            Assert.True(c == 0, e);
+            return stdout;
+        }
+        var approximate = Search();
+        Assert.Equal(Search("--exact"), approximate); // 60 rows: the graph finds them all, and re-scoring gives exact scores
+        Assert.Equal(approximate, Search("--ef", "16"));
+        Assert.EndsWith("  " + query, approximate.Split('\n')[0].TrimEnd());
+        // A graph of another index is refused.
+        var small = Path.Combine(Path.GetDirectoryName(index)!, "small.safetensors");
+        (code, _, err) = TestUtil.Cli("embed", "--model", "tiny-vit", "--weights", Weights, "--input", Path.Combine(images, "sub"), "--output", small, "--quiet");
+        Assert.True(code == 0, err);
+        File.Copy(EmbeddingIndex.HnswPath(index), EmbeddingIndex.HnswPath(small));
+        (code, _, err) = TestUtil.Cli("search", "--index", small, "--model", "tiny-vit", "--weights", Weights, "--image", query);
+        Assert.Equal(2, code);
+        Assert.Contains("was built from another index", err);
     }
 
     [Fact]

@@ -5,7 +5,7 @@ namespace ClipGen.Tests.Cli;
 
 public class TrainCliTests
 {
-    const string Spec = """
+    internal const string Spec = """
         name: cli-train-test
         embed_dim: 16
         activation: gelu
