@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """PyTorch reference for `clipgen-bench backends --pytorch`: CLIP ViT-B-32 and RN50 (random weights), written from the
 architecture description (not OpenAI's code). Prints one JSON line per (model, tower, batch): the median items/s.
-Usage: pytorch_clip_bench.py [--models ViT-B-32,RN50] [--towers image,text] | [--tasks ViT-B-32:image,RN50:image] [--batches 1,32] [--threads 2] [--runs 3]"""
+Usage: pytorch_clip_bench.py [--models ViT-B-32,RN50] [--towers image,text] | [--tasks ViT-B-32:image,RN50:image] [--batches 1,32] [--threads 2] [--runs 3]
+       pytorch_clip_bench.py --serve 1 [--threads 2]: reads "task MODEL TOWER BATCH" (builds the tower and its input, one warm-up,
+       answers "ready") and "run" (one timed forward, answers its seconds) from stdin, so that a caller can interleave its own
+       runs with PyTorch's under the same load (`clipgen-bench torch-vs-pytorch`)."""
 import argparse, ctypes, json, os, statistics, time, torch
 from torch import nn
 
@@ -57,7 +60,7 @@ class ModifiedResNet(nn.Module):  # 3-conv stem, avgpool, 4 stages, attention po
         return s.proj(s.attn(x[:1], x, x, need_weights=False)[0][0])
 
 a = argparse.ArgumentParser(); [a.add_argument("--" + k, default=v) for k, v in
-    dict(models="ViT-B-32,RN50", towers="image,text", tasks="", batches="1,32", threads="2", runs="3").items()]; o = a.parse_args()
+    dict(models="ViT-B-32,RN50", towers="image,text", tasks="", batches="1,32", threads="2", runs="3", serve="").items()]; o = a.parse_args()
 tasks = [t.split(":") for t in o.tasks.split(",")] if o.tasks else [(m, t) for m in o.models.split(",") for t in o.towers.split(",")]
 torch.set_num_threads(int(o.threads)); torch.manual_seed(0)
 try: blas = ctypes.CDLL("libopenblas.so.0"); blas.openblas_get_corename.restype = blas.openblas_get_config.restype = ctypes.c_char_p; \
@@ -65,11 +68,27 @@ try: blas = ctypes.CDLL("libopenblas.so.0"); blas.openblas_get_corename.restype 
 except OSError: core = "no libopenblas.so.0"
 print(json.dumps(dict(config=dict(torch=torch.__version__, threads=torch.get_num_threads(), openblas=core,
     env={k: v for k, v in os.environ.items() if k.startswith("OPENBLAS") or k == "LD_PRELOAD"}))), flush=True)
-for name, tower in tasks:
+def tower_of(name, tower):
     m = (ViT() if name == "ViT-B-32" else ModifiedResNet()) if tower == "image" else Text(out=512 if name == "ViT-B-32" else 1024)
-    m.eval()
+    return m.eval()
+def input_of(tower, batch):
+    return torch.randn(batch, 3, 224, 224) if tower == "image" else torch.randint(1, 49407, (batch, 77)).index_fill_(1, torch.tensor([76]), 49407)
+if o.serve:
+    import sys
+    m = x = None
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd: continue
+        with torch.inference_mode():
+            if cmd[0] == "task":
+                m, x = tower_of(cmd[1], cmd[2]), input_of(cmd[2], int(cmd[3])); m(x); print("ready", flush=True)
+            elif cmd[0] == "run":
+                t0 = time.perf_counter(); m(x); print(time.perf_counter() - t0, flush=True)
+    raise SystemExit(0)
+for name, tower in tasks:
+    m = tower_of(name, tower)
     for batch in map(int, o.batches.split(",")):
-        x = torch.randn(batch, 3, 224, 224) if tower == "image" else torch.randint(1, 49407, (batch, 77)).index_fill_(1, torch.tensor([76]), 49407)
+        x = input_of(tower, batch)
         with torch.inference_mode():
             times = [(time.perf_counter(), m(x), time.perf_counter()) for _ in range(int(o.runs) + 1)][1:]
         print(json.dumps(dict(model=name, tower=tower, batch=batch, threads=torch.get_num_threads(),

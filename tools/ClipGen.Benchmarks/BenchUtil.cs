@@ -34,6 +34,16 @@ public static class BenchUtil
         catch (IOException) { return "?"; }
     }
 
+    /// <summary>The repository's root (the folder holding ClipGen.sln above this program), else the current folder.</summary>
+    public static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "ClipGen.sln"))) return d.FullName;
+        for (var d = new DirectoryInfo(Directory.GetCurrentDirectory()); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "ClipGen.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+
     /// <summary>Peak resident set size of this process so far (VmHWM), in bytes; 0 where /proc is absent.</summary>
     public static long PeakRssBytes()
     {

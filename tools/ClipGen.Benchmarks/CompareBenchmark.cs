@@ -40,7 +40,7 @@ public static class CompareBenchmark
 
         var rows = new List<Row>();
         var inProcess = engines.Where(e => e is "torch" or "onnx" or "onnx-int8").ToArray();
-        if (!child) Console.WriteLine($"load average {LoadAverage()}; {threads} threads; median of {runs} runs after 1 warm-up, engines interleaved run by run");
+        if (!child) Console.WriteLine($"load average {BenchUtil.LoadAverage()}; {threads} threads; median of {runs} runs after 1 warm-up, engines interleaved run by run");
         rows.AddRange(MeasureDotnet(tasks, batches, inProcess, threads, runs, cosine, child));
         if (child)
         {
@@ -57,13 +57,13 @@ public static class CompareBenchmark
         foreach (var (engine, preload) in new[] { ("pytorch", (string?)null), ("pytorch-jemalloc", jemalloc) })
         {
             if (!engines.Contains(engine)) continue;
-            var script = Path.Combine(RepoRoot(), "tools", "pytorch_clip_bench.py");
+            var script = Path.Combine(BenchUtil.RepoRoot(), "tools", "pytorch_clip_bench.py");
             rows.AddRange(ChildRows(engine, python, [script, "--tasks", string.Join(",", tasks.Select(t => t.Model + ":" + t.Tower)), "--batches", string.Join(",", batches),
                 "--threads", threads.ToString(CultureInfo.InvariantCulture), "--runs", runs.ToString(CultureInfo.InvariantCulture)], preload)
                 .Where(r => tasks.Contains((r.Model, r.Tower))));
         }
         Print(rows, tasks, batches, engines);
-        Console.WriteLine($"load average {LoadAverage()}; peak RSS of this process {BenchUtil.PeakRssBytes() / 1e9:0.00} GB");
+        Console.WriteLine($"load average {BenchUtil.LoadAverage()}; peak RSS of this process {BenchUtil.PeakRssBytes() / 1e9:0.00} GB");
         return 0;
     }
 
@@ -76,7 +76,6 @@ public static class CompareBenchmark
         }
     }
 
-    /// <summary>TorchSharp and ORT (fp32, int8) in this process; each task's engines take turns run by run.</summary>
     /// <summary>TorchSharp and ORT (fp32, int8) in this process; each task's engines take turns run by run.</summary>
     static List<Row> MeasureDotnet(List<(string Model, string Tower)> tasks, int[] batches, string[] engines, int threads, int runs, bool cosine, bool quiet)
     {
@@ -221,18 +220,5 @@ public static class CompareBenchmark
                                   $"{Ratio(Max("torch", "torch-jemalloc"), Max("pytorch", "pytorch-jemalloc"))} |");
             }
         Console.WriteLine("(items/s; at batch 1 the inverse is the latency)");
-    }
-
-    static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "?"; }
-    }
-
-    static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "ClipGen.sln"))) return d.FullName;
-        return Directory.GetCurrentDirectory();
     }
 }

@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["gemm"] = GemmBenchmark.Run,
     ["compare"] = CompareBenchmark.Run,
     ["int8-variants"] = Int8VariantsBenchmark.Run,
+    ["torch-vs-pytorch"] = TorchVsPyTorchBenchmark.Run,
     ["index"] = IndexBenchmark.Run,
     ["embed"] = EmbedBenchmark.Run,
 };

@@ -56,6 +56,15 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         yield return new Case("2", "20,000 nested [", Preprocess(Yaml("deep.yaml", HostileCorpus.DeepNesting(spec))), 2, ["CLIPGEN001", "nest more than 64"], 700, 30);
         yield return new Case("2", "1,500 nested block mappings (1 MB, under the file limit)", Preprocess(Yaml("deep-block.yaml", HostileCorpus.DeepBlockMappings(1500))), 2, ["CLIPGEN001", "nest more than 64"], 700, 30);
 
+        // 7: spec sizes that cannot fit are refused before anything is allocated (a size past the language's maximum is a
+        // spec error at its line; a plan past the memory limit is refused with the parameter count).
+        string Grown(string name, string from, string to) =>
+            spec.Contains(from, StringComparison.Ordinal) ? Yaml(name, spec.Replace(from, to, StringComparison.Ordinal)) : throw new InvalidOperationException($"demo-tiny.yaml has no '{from}'");
+        var train7 = HostileCorpus.TrainingSet(F("train7"));
+        yield return new Case("7", "vision.layers: 1000000, train", ["train", "--spec", Grown("layers-1m.yaml", "  layers: 3\n", "  layers: 1000000\n"), "--train", train7, "--output", F("run7a"), "--epochs", "1", "--threads", "1"], 2, ["CLIPGEN", "layers", "1024"], 700, 30);
+        yield return new Case("7", "1024 layers of width 8192, train", ["train", "--spec", Grown("wide-vit.yaml", "  layers: 3\n  width: 96\n", "  layers: 1024\n  width: 8192\n"), "--train", train7, "--output", F("run7b"), "--epochs", "1", "--threads", "1"], 2, ["parameters", "CLIPGEN_MAX_MODEL_BYTES"], 700, 30);
+        yield return new Case("7", "text width 2^20, classify reports it before reading weights", ["classify", "--model", Grown("wide-text.yaml", "  width: 96\n  heads: 3\n", "  width: 1048576\n  heads: 4\n"), "--weights", TinyVitWeights, "--labels", "a,b", "--image", Png], 2, ["parameters", "CLIPGEN_MAX_MODEL_BYTES"], 700, 30);
+
         // 3: pickle amplification.
         HostileCorpus.PickleAmplification(F("lists-deflated.pt"), 200_000_000, deflate: true);
         yield return new Case("3", "200M ']' deflated to ~200 KB", ["spec", "infer", "--weights", F("lists-deflated.pt")], 2, ["expands from", "more than 100 times"], 700, 30);
@@ -99,6 +108,32 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         { Check = () => Directory.EnumerateFiles(F("cache"), "*", SearchOption.AllDirectories).Any() ? "something was left in the cache" : null };
         var cut = Server(new HostileHttpServer(HostileServerMode.TruncatedNoLength, File.ReadAllBytes(Fixture("reference", "openai", "tiny-vit", "openai_state_dict.pt"))));
         yield return new Case("11", "unpinned body cut short, no Content-Length", Download(cut), 2, ["not a complete checkpoint", "no Content-Length"], 700, 30);
+
+        // 8: embed where one whole batch is unreadable: skipped and reported, the others embedded; a second run resumes.
+        var embed8 = F("embed8");
+        Directory.CreateDirectory(embed8);
+        for (int i = 0; i < 6; i++) File.Copy(Png, Path.Combine(embed8, $"img{i}.png"));
+        File.WriteAllBytes(Path.Combine(embed8, "zzz_bad.jpg"), []);
+        string[] Embed8(string output) => ["embed", "--model", TinyVit, "--weights", TinyVitWeights, "--input", embed8, "--output", output, "--batch-size", "3"];
+        yield return new Case("8", "embed: the last batch is all unreadable", Embed8(F("embed8.safetensors")), 0, ["zzz_bad.jpg", "empty"], 1500, 60)
+        { Check = () => File.Exists(F("embed8.safetensors")) ? null : "no index written" };
+        var embed8b = F("embed8b");
+        Directory.CreateDirectory(embed8b);
+        for (int i = 0; i < 3; i++) File.WriteAllBytes(Path.Combine(embed8b, $"bad{i}.jpg"), [0xFF, 0xD8, 0xFF]);
+        for (int i = 0; i < 3; i++) File.Copy(Png, Path.Combine(embed8b, $"good{i}.png"));
+        yield return new Case("8", "embed: the first batch is all unreadable", ["embed", "--model", TinyVit, "--weights", TinyVitWeights, "--input", embed8b, "--output", F("embed8b.safetensors"), "--batch-size", "3"], 0, ["bad0.jpg"], 1500, 60)
+        { Check = () => File.Exists(F("embed8b.safetensors")) ? null : "no index written" };
+
+        // 12: lying configs are refused with the key and the value, not read as defaults.
+        yield return new Case("12", "HF num_attention_heads: \"2\"", ["spec", "infer", "--weights", LyingHf("hf12a", "\"num_attention_heads\": 2", "\"num_attention_heads\": \"2\"")], 2, ["num_attention_heads", "a whole number", "\"2\""], 700, 30);
+        yield return new Case("12", "HF num_attention_heads: 2.0", ["spec", "infer", "--weights", LyingHf("hf12b", "\"num_attention_heads\": 2", "\"num_attention_heads\": 2.0")], 2, ["num_attention_heads", "a whole number"], 700, 30);
+        yield return new Case("12", "open_clip heads: \"2\"", ["spec", "infer", "--weights", LyingOpenClip("oc12a", "\"heads\": 2", "\"heads\": \"2\"")], 2, ["heads", "a whole number"], 700, 30);
+        yield return new Case("12", "open_clip head_width: 32.0", ["spec", "infer", "--weights", LyingOpenClip("oc12b", "\"head_width\": 32", "\"head_width\": 32.0")], 2, ["head_width", "a whole number"], 700, 30);
+
+        // 15: a second embed on an output that another run holds fails at once, naming the lock.
+        var lockOut = F("embed15.safetensors");
+        yield return new Case("15", "embed while another run holds the output", Embed8(lockOut), 2, ["embed15.safetensors"], 700, 30)
+        { Setup = () => ClipGen.Applications.FolderEmbedder.Lock(lockOut, ClipGen.Applications.EmbedFormat.ClipGen, ClipGen.Datasets.TaskPartition.Whole) };
 
         // 13: ONNX input validation (the same as Torch's).
         yield return new Case("13", "onnx: input_ids -5", InferIds(F("ids-neg.safetensors"), -5, "onnx"), 2, ["token id -5 is outside the vocabulary"], 1500, 60);
@@ -159,6 +194,24 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         var csv20 = Path.Combine(Path.GetDirectoryName(train14)!, "train20.csv");
         File.WriteAllText(csv20, File.ReadAllText(train14) + "\"\u001b[2Jwiped\u0007.png\",a caption\n");
         yield return new Case("20", "control characters in a CSV path", Train(csv20, F("run20"), "--lr", "NaN"), 2, ["skipped", "\\x1b[2Jwiped"], 1200, 60) { Absent = ["\u001b", "\u0007"] };
+    }
+
+    /// <summary>The Hugging Face tiny ViT in its own folder with one edit to config.json.</summary>
+    string LyingHf(string folder, string from, string to) => Lying(folder, Fixture("reference", "hf", "tiny-vit"), "config.json", from, to, "model.safetensors");
+
+    /// <summary>The open_clip tiny ViT in its own folder with one edit to open_clip_config.json.</summary>
+    string LyingOpenClip(string folder, string from, string to) => Lying(folder, Fixture("reference", "open_clip", "tiny-vit-gelu"), "open_clip_config.json", from, to, "open_clip_model.safetensors");
+
+    string Lying(string folder, string source, string config, string from, string to, string weights)
+    {
+        var dir = F(folder);
+        Directory.CreateDirectory(dir);
+        var text = File.ReadAllText(Path.Combine(source, config));
+        var edited = System.Text.RegularExpressions.Regex.Replace(text, System.Text.RegularExpressions.Regex.Escape(from).Replace(":\\ ", ":\\s*") + "(?![0-9.])", to.Replace("$", "$$"));
+        if (edited == text) throw new InvalidOperationException($"'{from}' is not in {config}");
+        File.WriteAllText(Path.Combine(dir, config), edited);
+        File.Copy(Path.Combine(source, weights), Path.Combine(dir, weights));
+        return dir;
     }
 
     string[] Infer(string weights) => ["infer", "--model", TinyVit, "--weights", weights, "--inputs", TinyVitInputs, "--output", F("out-" + Path.GetFileNameWithoutExtension(weights) + ".safetensors")];

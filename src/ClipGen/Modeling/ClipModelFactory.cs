@@ -76,6 +76,8 @@ public static class ClipModelFactory
     static ClipModule LoadCore(ClipSpec spec, Func<ClipModule> create, string weightsPath, LoadOptions? options)
     {
         options ??= LoadOptions.Default;
+        // A spec too large for memory is the first thing to say, before the checkpoint is opened or compared with it.
+        ModelLimits.CheckFits(spec, ClipPlan.From(spec));
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
         // Check before allocating the model: a wrong file fails fast.
         CheckpointLoader.Bind(checkpoint, spec);

@@ -258,7 +258,6 @@ public class HubDownloadTests
     }
 
     [Theory]
-    [InlineData("RN50-quickgelu", "it has: openai")]
     [InlineData("RN50", "it has: none")]
     public void Cli_source_hf_on_a_ResNet_says_there_is_none_and_lists_the_sources(string model, string sources)
     {
@@ -269,6 +268,25 @@ public class HubDownloadTests
         Assert.Contains($"spec '{model}' has no 'hf' weights (Hugging Face's CLIPModel has no ResNet image tower", err);
         Assert.Contains(sources, err);
         Assert.Empty(Files(temp.Path));
+    }
+}
+
+/// <summary>Wave 1's <c>--source hf</c> names a spec's first weights on the Hugging Face Hub; the tags now follow open_clip.</summary>
+public class PretrainedTagTests
+{
+    [Theory]
+    [InlineData("ViT-B-32", "hf", "laion2b_s34b_b79k")]
+    [InlineData("RN50-quickgelu", "hf", "yfcc15m")]
+    [InlineData("RN50-quickgelu", null, "openai")]
+    [InlineData("ViT-B-32", "DataComp_XL_s13b_b90k", "datacomp_xl_s13b_b90k")]
+    public void A_tag_selects_the_published_weights(string model, string? tag, string expected) =>
+        Assert.Equal(expected, ClipGen.Downloads.ModelDownloader.Select(ClipGen.Modeling.ModelRegistry.Get(model).Spec, tag).Source);
+
+    [Fact]
+    public void An_unknown_tag_lists_the_known_ones()
+    {
+        var e = Assert.Throws<ClipGenException>(() => ClipGen.Downloads.ModelDownloader.Select(ClipGen.Modeling.ModelRegistry.Get("RN50-quickgelu").Spec, "laion400m_e32"));
+        Assert.Contains("has no 'laion400m_e32' weights; it has: openai, yfcc15m, cc12m", e.Message);
     }
 }
 
