@@ -84,9 +84,10 @@ sealed class DemoCommand : CliCommand
             Epochs = epochs, BatchSize = batch, LearningRate = lr, WarmupSteps = 40, WeightDecay = 0.1, Seed = seed,
             LoaderThreads = Math.Max(1, threads),
         };
+        var lines = new ProgressLine(stderr);
         var trainer = new ClipTrainer(model, options, Tokenize)
         {
-            Progress = new ProgressLine(stderr),
+            Progress = lines,
             Evaluate = (m, r) =>
             {
                 using var classes = Evaluation.ClassEmbeddings(m, SyntheticShapes.Labels, Templates, Tokenize);
@@ -103,7 +104,7 @@ sealed class DemoCommand : CliCommand
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
         Console.CancelKeyPress += onCancel;
-        try { trainer.Train(train, Path.Combine(output, "checkpoint"), cancel: cts.Token, overwrite: true); } // the demo always starts over
+        try { lines.Run(() => trainer.Train(train, Path.Combine(output, "checkpoint"), cancel: cts.Token, overwrite: true)); } // the demo always starts over
         finally { Console.CancelKeyPress -= onCancel; }
         trainTime.Stop();
         if (cts.IsCancellationRequested) { stderr.WriteLine($"interrupted; checkpoint saved in {Path.Combine(output, "checkpoint")}"); return 130; }

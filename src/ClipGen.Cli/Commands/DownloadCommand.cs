@@ -55,7 +55,11 @@ sealed class DownloadCommand : CliCommand
             stderr.Write(string.Create(CultureInfo.InvariantCulture, $"\r{p.File}: {mb:0.0}{total} {p.BytesPerSecond / 1e6:0.0} MB/s   "));
             printed = true;
         }
-        var result = downloader.DownloadAsync(spec, pretrained, Report).GetAwaiter().GetResult();
+        // A terminal gets a Spectre.Console bar (bytes, rate, time left); redirected output gets today's plain progress text.
+        var result = !quiet && CliProgress.Interactive(stderr)
+            ? CliProgress.Show($"{spec.Name} ({pretrained.Source})", bytes: true,
+                bar => downloader.DownloadAsync(spec, pretrained, p => bar.Update(p.Received, p.Total, p.File)).GetAwaiter().GetResult())
+            : downloader.DownloadAsync(spec, pretrained, Report).GetAwaiter().GetResult();
         if (printed) stderr.WriteLine();
         var where = pretrained.IsHub ? $"{pretrained.Repo}@{pretrained.Revision}" + (result.Commit is { } c ? $" (commit {c})" : "") : pretrained.Url;
         stderr.WriteLine($"{spec.Name} ({pretrained.Source}, {where}): {result.Path}" + (result.FromCache ? " (cached)" : ""));

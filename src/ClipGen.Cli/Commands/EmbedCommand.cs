@@ -81,8 +81,7 @@ sealed class EmbedCommand : CliCommand
         using var outputLock = FolderEmbedder.Lock(output, format, task);
         using var pipeline = AppHelpers.Load(model, stderr);
         pipeline.BatchSize = batch;
-        var progress = new EmbedProgressLine(stderr, quiet, resolved.Items);
-        var result = FolderEmbedder.RunSources(pipeline, resolved.Sources, output, new FolderEmbedderOptions
+        EmbedRunResult Embed(IProgress<EmbedProgress> progress) => FolderEmbedder.RunSources(pipeline, resolved.Sources, output, new FolderEmbedderOptions
         {
             BatchSize = batch,
             WeightsIdentity = WeightsIdentity(model.Weights),
@@ -94,7 +93,15 @@ sealed class EmbedCommand : CliCommand
             Task = task,
             OutputLock = outputLock,
         });
-        progress.Finish();
+        EmbedRunResult result;
+        if (!quiet && CliProgress.Interactive(stderr))
+            result = CliProgress.Show("embed", bytes: false, bar => Embed(new EmbedBar(bar, resolved.Items)));
+        else
+        {
+            var lines = new EmbedProgressLine(stderr, quiet, resolved.Items);
+            result = Embed(lines);
+            lines.Finish();
+        }
         var skippedNote = result.Skipped.Count > 0 ? $"; {result.Skipped.Count} image(s) skipped" : "";
         var resumedNote = result.Resumed > 0 ? $"; {result.Resumed} resumed from an earlier run" : "";
         var textNote = result.HasText ? " with their captions' text embeddings" : "";
@@ -132,10 +139,19 @@ sealed class EmbedCommand : CliCommand
     }
 }
 
-/// <summary>Progress on stderr: redrawn in place on a terminal, at most every 2 seconds when redirected.</summary>
+/// <summary>Progress on a terminal: a Spectre.Console bar of images done out of the total, with the rate and what is skipped.</summary>
+sealed class EmbedBar(CliProgress.Bar bar, int total) : IProgress<EmbedProgress>
+{
+    public void Report(EmbedProgress p)
+    {
+        int all = p.Total > 0 ? p.Total : total;
+        bar.Update(p.Done, all > 0 ? all : null, string.Create(CultureInfo.InvariantCulture, $"embed {p.Done}/{all} ({p.Skipped} skipped, {p.ImagesPerSecond:F1} img/s)"));
+    }
+}
+
+/// <summary>Progress as plain lines on stderr (redirected output, CI, tests): at most every 2 seconds, and the last.</summary>
 sealed class EmbedProgressLine(TextWriter err, bool quiet, int total = 0) : IProgress<EmbedProgress>
 {
-    readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(err, Console.Error);
     readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
     double _lastSeconds = double.NegativeInfinity;
     EmbedProgress? _latest;
@@ -148,7 +164,6 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet, int total = 0) : IPro
         _pending = true;
         if (quiet) return;
         var now = _clock.Elapsed.TotalSeconds;
-        if (_interactive) { err.Write("\r" + Text(p) + "   "); _pending = false; return; }
         if (now - _lastSeconds < 2 && (p.Total == 0 || p.Done < p.Total)) return;
         _lastSeconds = now;
         err.WriteLine(Text(p));
@@ -158,8 +173,7 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet, int total = 0) : IPro
     public void Finish()
     {
         if (quiet || _latest is null) return;
-        if (_interactive) err.WriteLine();
-        else if (_pending) err.WriteLine(Text(_latest));
+        if (_pending) err.WriteLine(Text(_latest));
     }
 
     static string Text(EmbedProgress p)

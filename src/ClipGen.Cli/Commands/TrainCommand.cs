@@ -165,8 +165,8 @@ sealed class TrainCommand : CliCommand
             return good;
         }
         var board = tensorBoard ? new TensorBoardReport(Path.Combine(output, "tensorboard")) : null;
-        IProgress<TrainProgress> progress = new ProgressLine(stderr);
-        if (board is not null) progress = board.Wrap(progress);
+        var lines = new ProgressLine(stderr);
+        IProgress<TrainProgress> progress = board is null ? lines : board.Wrap(lines);
         var trainer = new ClipTrainer(model, options, Tokenize)
         {
             Progress = progress,
@@ -222,7 +222,7 @@ sealed class TrainCommand : CliCommand
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
         Console.CancelKeyPress += onCancel;
         TrainerState state;
-        try { state = trainer.Train(data: train, outputDir: output, resume: resume, cancel: cts.Token, overwrite: force); }
+        try { state = lines.Run(() => trainer.Train(data: train, outputDir: output, resume: resume, cancel: cts.Token, overwrite: force)); }
         finally { Console.CancelKeyPress -= onCancel; }
         if (!state.Finished)
         {
