@@ -87,7 +87,8 @@ public static class CliOptions
     public static Option<int?> OptionalInt(string name, string description, int min = int.MinValue, params string[] aliases) =>
         new(name, aliases) { Description = description, HelpName = "N", Arity = Repeatable, CustomParser = r => ParseInt(r, name, min) };
 
-    /// <summary>A finite number.</summary>
+    /// <summary>A number. NaN and infinities parse (as they always did); the library's settings checks refuse them where they matter
+    /// (<c>TrainerOptions.Validate</c>), after the data's problems have been reported.</summary>
     public static Option<double> Number(string name, double fallback, string description, params string[] aliases) =>
         new(name, aliases)
         {
@@ -98,8 +99,8 @@ public static class CliOptions
             CustomParser = r =>
             {
                 var s = r.Tokens[^1].Value;
-                if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)) return v;
-                r.AddError($"{name} takes a finite number, not '{ErrorText.Value(s)}'");
+                if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) return v;
+                r.AddError($"{name} takes a number, not '{ErrorText.Value(s)}'");
                 return fallback;
             },
         };
