@@ -1,79 +1,62 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+
 namespace ClipGen.Cli;
 
-/// <summary>A CLI command: a name, a one-line summary, usage text and a body.</summary>
-public interface ICommand
-{
-    string Name { get; }
-    string Summary { get; }
-    string Usage { get; }
-    int Run(CliArgs args, TextWriter stdout, TextWriter stderr);
-}
-
-/// <summary>Entry point of <c>clipgen</c>. Exit codes: 0 success, 2 bad input or usage, 1 internal error.</summary>
+/// <summary>
+/// Entry point of <c>clipgen</c>: System.CommandLine parses and validates the command line (typed options, flags that take no
+/// value, unknown options refused, <c>--help</c> generated for every command), then the command's <see cref="CliCommand.Run"/>
+/// runs. Exit codes: 0 success, 2 bad input or usage, 1 internal error, 130 interrupted.
+/// </summary>
 public static class CliHost
 {
-    /// <summary>Every command. Add a command by adding a class and one line here.</summary>
-    public static IReadOnlyList<ICommand> Commands { get; } = CommandRegistry.All();
-
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        if (argv.Length == 0 || argv[0] is "-h" or "--help" or "help")
+        var root = CommandRegistry.Root();
+        var invocation = new InvocationConfiguration
         {
-            PrintHelp(stdout);
-            return argv.Length == 0 ? 2 : 0;
-        }
-        if (argv[0] is "--version")
+            Output = stdout,
+            Error = stderr,
+            EnableDefaultExceptionHandler = false, // CliCommand reports errors itself: one line, exit 2 or 1
+            ProcessTerminationTimeout = null,      // long commands handle Ctrl+C themselves and keep their checkpoints
+        };
+        if (argv.Length == 0)
         {
-            stdout.WriteLine(typeof(CliHost).Assembly.GetName().Version);
-            return 0;
-        }
-        // Two-word commands ("spec infer") are matched first.
-        ICommand? cmd = null;
-        int consumed = 1;
-        if (argv.Length > 1)
-        {
-            cmd = Commands.FirstOrDefault(c => c.Name == argv[0] + " " + argv[1]);
-            if (cmd is not null) consumed = 2;
-        }
-        cmd ??= Commands.FirstOrDefault(c => c.Name == argv[0]);
-        if (cmd is null)
-        {
-            var near = Specs.SpecResolver.Nearest(argv[0], Commands.Select(c => c.Name));
-            stderr.WriteLine(ErrorText.Message($"error: unknown command '{ErrorText.Value(argv[0])}'" + (near is null ? "" : $" (did you mean '{near}'?)") + ". Run 'clipgen --help'."));
+            root.Parse(["--help"]).Invoke(invocation);
             return 2;
         }
-        try
+        if (argv[0] == "help") argv = [.. argv.Skip(1), "--help"]; // 'clipgen help train' is 'clipgen train --help'
+
+        // No response files: an argument that starts with '@' is a value, as it always was.
+        var result = root.Parse(argv, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        if (result.Action is { ClearsParseErrors: true }) return result.Invoke(invocation); // --help, --version
+        var errors = CliErrors.Describe(result);
+        if (errors.Count > 0)
         {
-            var args = CliArgs.Parse(argv.Skip(consumed).ToArray());
-            if (args.Has("help") || args.Has("h"))
-            {
-                stdout.WriteLine($"clipgen {cmd.Name}: {cmd.Summary}");
-                stdout.WriteLine(cmd.Usage);
-                return 0;
-            }
-            return cmd.Run(args, stdout, stderr);
+            foreach (var e in errors) stderr.WriteLine($"error: {ErrorText.Message(e)}");
+            // A wrong value is one line that says what the option takes; a wrong shape of command line points at the help.
+            if (CliErrors.IsStructural(result)) stderr.WriteLine(CliErrors.HelpHint(result.CommandResult.Command));
+            return 2;
         }
-        catch (Exception e)
-        {
-            return Report(Unwrap(e), cmd, stderr);
-        }
+        return result.Invoke(invocation);
     }
 
     /// <summary>
     /// The one error path: bad input (a <see cref="ClipGenException"/>, a spec diagnostic, a file that cannot be read) is one
-    /// line and exit code 2; a usage mistake adds the usage; anything else is a bug: "internal error", exit code 1. Every message
-    /// goes through <see cref="ErrorText.Message"/> (control characters escaped, overlong text shortened).
+    /// line and exit code 2; a usage mistake adds where to find the command's options; anything else is a bug: "internal error",
+    /// exit code 1. Every message goes through <see cref="ErrorText.Message"/> (control characters escaped, overlong text shortened).
     /// </summary>
-    static int Report(Exception e, ICommand cmd, TextWriter stderr)
+    internal static int Report(Exception e, Command cmd, TextWriter stderr)
     {
+        e = Unwrap(e);
         switch (e)
         {
             case CliUsageException:
                 stderr.WriteLine($"error: {ErrorText.Message(e.Message)}");
-                stderr.WriteLine($"usage: {cmd.Usage}");
+                stderr.WriteLine(CliErrors.HelpHint(cmd));
                 return 2;
             case ClipGenException or Specs.SpecException:
-                stderr.WriteLine($"error: {ErrorText.Message(e.Message)}");
+                stderr.WriteLine($"error: {ErrorText.Message(CliErrorHints.ForCli(e))}");
                 return 2;
             case OperationCanceledException:
                 stderr.WriteLine("cancelled.");
@@ -100,81 +83,100 @@ public static class CliHost
         }
         return e;
     }
-
-    static void PrintHelp(TextWriter w)
-    {
-        w.WriteLine("clipgen: CLIP models from YAML specs, on TorchSharp and ONNX Runtime.");
-        w.WriteLine();
-        w.WriteLine("commands:");
-        foreach (var c in Commands) w.WriteLine($"  {c.Name,-14} {c.Summary}");
-        w.WriteLine();
-        w.WriteLine("Run 'clipgen <command> --help' for a command's options.");
-    }
 }
 
-/// <summary>A usage mistake (missing or unknown option): printed with the command's usage, exit code 2.</summary>
+/// <summary>A usage mistake that the parser cannot see (options that exclude each other, …): exit code 2.</summary>
 public sealed class CliUsageException(string message) : Exception(message);
 
-/// <summary>Parsed <c>--key value</c>, <c>--flag</c> and positional arguments. Options may repeat.</summary>
-public sealed class CliArgs
+/// <summary>The parser's findings as one-line messages in ClipGen's words.</summary>
+static class CliErrors
 {
-    readonly Dictionary<string, List<string>> _options = new(StringComparer.Ordinal);
-    readonly HashSet<string> _read = new(StringComparer.Ordinal);
-    public List<string> Positional { get; } = new();
-
-    /// <summary>Options that take no value.</summary>
-    public static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "json", "help", "h", "keep-dtype", "strict", "no-truncate", "quiet", "force", "fp16", "hnsw", "int8", "exact" };
-
-    public static CliArgs Parse(string[] argv)
+    public static IReadOnlyList<string> Describe(ParseResult result)
     {
-        var a = new CliArgs();
-        for (int i = 0; i < argv.Length; i++)
+        var messages = new List<string>();
+        var command = result.CommandResult.Command;
+        // Unmatched tokens are described here in ClipGen's words, with "did you mean" for a misspelled option and the flag that
+        // was given a value for a stray word; the parser's own "Unrecognized command or argument" errors for them are left out.
+        var tokens = result.Tokens;
+        foreach (var unmatched in result.UnmatchedTokens)
         {
-            var t = argv[i];
-            if (t.StartsWith("--", StringComparison.Ordinal) || (t.StartsWith('-') && t.Length == 2 && !char.IsDigit(t[1])))
+            if (LooksLikeOption(unmatched)) messages.Add(UnknownOption(command, unmatched));
+            else
             {
-                var key = t.TrimStart('-');
-                string? value = null;
-                var eq = key.IndexOf('=');
-                if (eq >= 0) { value = key[(eq + 1)..]; key = key[..eq]; }
-                else if (!Flags.Contains(key))
-                {
-                    if (i + 1 >= argv.Length) throw new CliUsageException($"option --{key} needs a value");
-                    value = argv[++i];
-                }
-                if (!a._options.TryGetValue(key, out var list)) a._options[key] = list = new();
-                list.Add(value ?? "true");
+                int at = IndexOf(tokens, unmatched);
+                var flag = at > 0 ? FlagNamed(command, tokens[at - 1].Value) : null;
+                messages.Add(flag is not null
+                    ? $"{flag.Name} is a flag and takes no value, not '{ErrorText.Value(unmatched)}' (give {flag.Name} alone, or {flag.Name} true|false)"
+                    : command.Subcommands.Count > 0 && command.Arguments.Count == 0
+                        ? UnknownCommand(command, unmatched)
+                        : $"unexpected argument '{ErrorText.Value(unmatched)}'");
             }
-            else a.Positional.Add(t);
         }
-        return a;
+        // An unknown option before a command's positional arguments (tokenize's TEXT…) is taken as one of their values by the
+        // parser; before a "--" separator it is an unknown option all the same.
+        var positional = command.Arguments.SelectMany(a => result.GetResult(a)?.Tokens ?? []).Select(t => t.Value).ToHashSet(StringComparer.Ordinal);
+        foreach (var t in result.Tokens)
+        {
+            if (t.Type == System.CommandLine.Parsing.TokenType.DoubleDash) break;
+            if (t.Type == System.CommandLine.Parsing.TokenType.Argument && LooksLikeOption(t.Value) && positional.Contains(t.Value))
+                messages.Add(UnknownOption(command, t.Value));
+        }
+        var parserWords = result.UnmatchedTokens.Select(UnrecognizedMessage).ToHashSet(StringComparer.Ordinal);
+        foreach (var e in result.Errors)
+            if (!parserWords.Contains(e.Message)) messages.Add(e.Message);
+        return messages;
     }
 
-    public bool Has(string key) { _read.Add(key); return _options.ContainsKey(key); }
-    public string? Get(string key) { _read.Add(key); return _options.TryGetValue(key, out var v) ? v[^1] : null; }
-    public IReadOnlyList<string> GetAll(string key) { _read.Add(key); return _options.TryGetValue(key, out var v) ? v : []; }
-    public string Require(string key) => Get(key) ?? throw new CliUsageException($"missing required option --{key}");
+    static bool LooksLikeOption(string token) =>
+        token.StartsWith('-') && token.Length > 1 && !double.TryParse(token, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _);
 
-    public int GetInt(string key, int fallback)
+    static string UnknownOption(Command command, string token)
     {
-        var s = Get(key);
-        if (s is null) return fallback;
-        return int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v)
-            ? v : throw new CliUsageException($"--{key} takes a whole number, not '{s}'");
+        var name = token.Split('=', 2)[0];
+        var near = Specs.SpecResolver.Nearest(name, OptionNames(command));
+        return $"unknown option {ErrorText.Value(name)}" + (near is null ? "" : $" (did you mean {near}?)");
     }
 
-    public double GetDouble(string key, double fallback)
+    /// <summary>The parser's message for an unmatched token (in the parser's language), learnt from a probe parse.</summary>
+    static string UnrecognizedMessage(string token) => UnrecognizedTemplate.Replace("\u0001", token, StringComparison.Ordinal);
+
+    static readonly string UnrecognizedTemplate = new Command("probe").Parse(["\u0001"]).Errors.Select(e => e.Message).FirstOrDefault() ?? "";
+
+    /// <summary>Unknown options or words, or a missing option or command, rather than a value the parser refused.</summary>
+    public static bool IsStructural(ParseResult result) =>
+        result.UnmatchedTokens.Count > 0 || result.Errors.Any(e => e.SymbolResult is null or System.CommandLine.Parsing.CommandResult)
+        || Describe(result).Any(m => m.StartsWith("unknown option ", StringComparison.Ordinal));
+
+    static string UnknownCommand(Command parent, string word)
     {
-        var s = Get(key);
-        if (s is null) return fallback;
-        return double.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v)
-            ? v : throw new CliUsageException($"--{key} takes a number, not '{s}'");
+        var near = Specs.SpecResolver.Nearest(word, parent.Subcommands.Select(c => c.Name));
+        return $"unknown command '{ErrorText.Value(word)}'" + (near is null ? "" : $" (did you mean '{near}'?)");
     }
 
-    /// <summary>Call after reading every option: an option the command never asked for is a usage error.</summary>
-    public void RejectUnknown()
+    static int IndexOf(IReadOnlyList<System.CommandLine.Parsing.Token> tokens, string value)
     {
-        var unknown = _options.Keys.Where(k => !_read.Contains(k)).ToList();
-        if (unknown.Count > 0) throw new CliUsageException($"unknown option --{unknown[0]}");
+        for (int i = 0; i < tokens.Count; i++) if (tokens[i].Value == value) return i;
+        return -1;
+    }
+
+    static IEnumerable<Option> AllOptions(Command command)
+    {
+        foreach (var o in command.Options) yield return o;
+        for (var p = command.Parents.OfType<Command>().FirstOrDefault(); p is not null; p = p.Parents.OfType<Command>().FirstOrDefault())
+            foreach (var o in p.Options.Where(o => o.Recursive)) yield return o;
+    }
+
+    static IEnumerable<string> OptionNames(Command command) =>
+        AllOptions(command).Where(o => o is not HelpOption and not VersionOption).SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal));
+
+    static Option? FlagNamed(Command command, string token) =>
+        AllOptions(command).FirstOrDefault(o => o.ValueType == typeof(bool) && (o.Name == token || o.Aliases.Contains(token)));
+
+    /// <summary>Where the command's options are described.</summary>
+    public static string HelpHint(Command command)
+    {
+        var path = new List<string>();
+        for (Command? c = command; c?.Parents.OfType<Command>().FirstOrDefault() is { } parent; c = parent) path.Insert(0, c.Name);
+        return path.Count == 0 ? "Run 'clipgen --help' for the commands." : $"Run 'clipgen {string.Join(' ', path)} --help' for its options.";
     }
 }

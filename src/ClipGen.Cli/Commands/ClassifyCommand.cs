@@ -1,27 +1,37 @@
+using System.CommandLine;
 using System.Text.Json;
 using ClipGen.Applications;
 
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen classify</c>: zero-shot classification of image files against text labels.</summary>
-sealed class ClassifyCommand : ICommand
+sealed class ClassifyCommand : CliCommand
 {
-    public string Name => "classify";
-    public string Summary => "zero-shot classify images against labels (probabilities per image)";
-    public string Usage => "clipgen classify " + AppHelpers.ModelUsage + " --image a.jpg [--image b.png ...] --labels \"a diagram,a dog,a cat\" " +
-        "[--template \"a photo of a {}.\" ... | --templates FILE|single|ensemble|big_vision] [--json]" +
-        "\n  Probabilities follow the model's training: a softmax over the labels (CLIP), or each label's own sigmoid (SigLIP)." +
-        "\n  Default templates: the model family's (single for CLIP, big_vision for SigLIP).";
+    readonly ModelOptionSet _model;
+    readonly Option<string[]> _images;
+    readonly Option<string?> _labels;
+    readonly Option<string[]> _template;
+    readonly Option<string?> _templates;
+    readonly Option<bool> _json;
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public ClassifyCommand() : base("classify", "zero-shot classify images against labels (probabilities per image)")
     {
-        var model = AppHelpers.ModelOptions(args);
-        var images = args.GetAll("image");
-        var labelsArg = args.Require("labels");
-        var templateArgs = args.GetAll("template");
-        var templatesArg = args.Get("templates");
-        bool json = args.Has("json");
-        args.RejectUnknown();
+        _model = new ModelOptionSet(this);
+        _images = Required(CliOptions.Many("--image", "FILE", "an image to classify; repeat for more"));
+        _labels = Required(CliOptions.Text("--labels", "\"a diagram,a dog,a cat\"", "comma-separated class labels. Probabilities follow the model's training: a softmax over the labels (CLIP), or each label's own sigmoid (SigLIP)"));
+        _template = Add(CliOptions.Many("--template", "\"a photo of a {}.\"", "a prompt template; repeat for an ensemble"));
+        _templates = Add(CliOptions.Text("--templates", "FILE|single|ensemble|big_vision", "a file of templates (one a line), or a built-in set (default: the model family's: single for CLIP, big_vision for SigLIP)"));
+        _json = Add(CliOptions.Flag("--json", "print the probabilities as JSON"));
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var model = _model.Read(args);
+        IReadOnlyList<string> images = args.GetValue(_images) ?? [];
+        var labelsArg = Value(args, _labels);
+        IReadOnlyList<string> templateArgs = args.GetValue(_template) ?? [];
+        var templatesArg = args.GetValue(_templates);
+        bool json = args.GetValue(_json);
 
         if (images.Count == 0) throw new CliUsageException("give at least one --image");
         var labels = ParseLabels(labelsArg);

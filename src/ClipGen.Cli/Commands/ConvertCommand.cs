@@ -1,26 +1,35 @@
+using System.CommandLine;
 using ClipGen.Checkpoints;
 using ClipGen.Modeling;
 
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen convert</c>: a checkpoint in another ecosystem's layout (OpenAI, open_clip, Hugging Face), bit for bit.</summary>
-sealed class ConvertCommand : ICommand
+sealed class ConvertCommand : CliCommand
 {
-    public string Name => "convert";
-    public string Summary => "convert weights between OpenAI, open_clip and Hugging Face layouts (safetensors + config)";
-    public string Usage => "clipgen convert [--model <name|alias|spec.yaml>] --weights <file|folder> --to openai|open_clip|hf --output <folder|file.safetensors>\n"
-        + "  openai: model.safetensors (OpenAI keys) + <spec>.yaml; open_clip: open_clip_config.json + open_clip_model.safetensors;\n"
-        + "  hf: config.json + model.safetensors + preprocessor_config.json. Without --model the spec is inferred from the weights.";
+    readonly Option<string?> _model = CliOptions.Text("--model", "name|alias|spec.yaml", "the model's spec (default: inferred from the weights)");
+    readonly Option<string?> _weights = CliOptions.Text("--weights", "file|folder", "the checkpoint");
+    readonly Option<ConversionTarget?> _to = CliOptions.Parsed<ConversionTarget?>("--to", "openai|open_clip|hf",
+        "openai: model.safetensors (OpenAI keys) + <spec>.yaml; open_clip: open_clip_config.json + open_clip_model.safetensors; hf: config.json + model.safetensors + preprocessor_config.json",
+        s => CheckpointConverter.ParseTarget(s), null);
+    readonly Option<string?> _output = CliOptions.Text("--output", "folder|file.safetensors", "where the converted files go");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public ConvertCommand() : base("convert", "convert weights between OpenAI, open_clip and Hugging Face layouts (safetensors + config)")
     {
-        var modelArg = args.Get("model");
-        var weights = args.Require("weights");
-        var to = args.Require("to");
-        var output = args.Require("output");
-        args.RejectUnknown();
+        Add(_model);
+        Required(_weights);
+        Required(_to);
+        Required(_output);
+    }
 
-        var target = CheckpointConverter.ParseTarget(to);
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var modelArg = args.GetValue(_model);
+        var weights = Value(args, _weights);
+        var target = args.GetValue(_to) ?? throw new CliUsageException("missing required option --to");
+        var to = args.GetResult(_to)!.Tokens[^1].Value;
+        var output = Value(args, _output);
+
         var spec = CommandHelpers.ResolveOrInferSpec(modelArg, weights, stderr);
         var files = CheckpointConverter.Convert(spec, weights, target, output, stderr.WriteLine);
         foreach (var f in files) stdout.WriteLine(f);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using ClipGen.Backends;
@@ -16,26 +17,35 @@ namespace ClipGen.Cli.Commands;
 /// <c>clipgen demo</c>: trains the small <c>demo-tiny</c> spec from scratch on synthetic captioned shapes, then
 /// classifies held-out images zero-shot with prompts it never saw verbatim, and writes plots and metrics.
 /// </summary>
-sealed class DemoCommand : ICommand
+sealed class DemoCommand : CliCommand
 {
-    public string Name => "demo";
-    public string Summary => "train a small CLIP from scratch on synthetic shapes, then classify held-out images zero-shot";
-    public string Usage => "clipgen demo [--output runs/demo] [--epochs 10] [--train-size 8000] [--test-size 600] [--batch-size 128] [--lr 2e-3] [--seed 1] [--threads N]";
+    readonly Option<string?> _output = CliOptions.Text("--output", "DIR", "where samples, weights, metrics, curves and the ONNX export go (default runs/demo)");
+    readonly Option<int> _epochs = CliOptions.Int("--epochs", 10, "passes over the synthetic training set", min: 1);
+    readonly Option<int> _trainSize = CliOptions.Int("--train-size", 8000, "synthetic training images", min: 1);
+    readonly Option<int> _testSize = CliOptions.Int("--test-size", 600, "held-out images", min: 1);
+    readonly Option<int> _batch = CliOptions.Int("--batch-size", 128, "images per step", min: 1);
+    readonly Option<double> _lr = CliOptions.Number("--lr", 2e-3, "peak learning rate");
+    readonly Option<int> _seed = CliOptions.Int("--seed", 1, "seed of the data and the initial weights");
+    readonly Option<int?> _threads = CliOptions.Threads("--threads", "TorchSharp's threads and the image loaders (default: one per processor)");
+
+    public DemoCommand() : base("demo", "train a small CLIP from scratch on synthetic shapes, then classify held-out images zero-shot")
+    {
+        foreach (var o in new Option[] { _output, _epochs, _trainSize, _testSize, _batch, _lr, _seed, _threads }) Add(o);
+    }
 
     /// <summary>Zero-shot prompt templates: none of them is a training caption's wording.</summary>
     public static readonly string[] Templates = ["a picture of a {}.", "an image showing a {}.", "a {} on a plain background.", "this is a {}."];
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
     {
-        var output = args.Get("output") ?? Path.Combine("runs", "demo");
-        var epochs = args.GetInt("epochs", 10);
-        var trainSize = args.GetInt("train-size", 8000);
-        var heldOut = args.GetInt("test-size", 600);
-        var batch = args.GetInt("batch-size", 128);
-        var lr = args.GetDouble("lr", 2e-3);
-        var seed = args.GetInt("seed", 1);
-        var threads = AppHelpers.ThreadCount(args, "threads", Math.Min(Environment.ProcessorCount, Limits.MaxThreads));
-        args.RejectUnknown();
+        var output = args.GetValue(_output) ?? Path.Combine("runs", "demo");
+        var epochs = args.GetValue(_epochs);
+        var trainSize = args.GetValue(_trainSize);
+        var heldOut = args.GetValue(_testSize);
+        var batch = args.GetValue(_batch);
+        var lr = args.GetValue(_lr);
+        var seed = args.GetValue(_seed);
+        var threads = args.GetValue(_threads) ?? Math.Min(Environment.ProcessorCount, Limits.MaxThreads);
 
         var total = Stopwatch.StartNew();
         torch.set_num_threads(threads);
@@ -74,9 +84,10 @@ sealed class DemoCommand : ICommand
             Epochs = epochs, BatchSize = batch, LearningRate = lr, WarmupSteps = 40, WeightDecay = 0.1, Seed = seed,
             LoaderThreads = Math.Max(1, threads),
         };
+        var lines = new ProgressLine(stderr);
         var trainer = new ClipTrainer(model, options, Tokenize)
         {
-            Progress = new ProgressLine(stderr),
+            Progress = lines,
             Evaluate = (m, r) =>
             {
                 using var classes = Evaluation.ClassEmbeddings(m, SyntheticShapes.Labels, Templates, Tokenize);
@@ -93,7 +104,7 @@ sealed class DemoCommand : ICommand
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
         Console.CancelKeyPress += onCancel;
-        try { trainer.Train(train, Path.Combine(output, "checkpoint"), cancel: cts.Token, overwrite: true); } // the demo always starts over
+        try { lines.Run(() => trainer.Train(train, Path.Combine(output, "checkpoint"), cancel: cts.Token, overwrite: true)); } // the demo always starts over
         finally { Console.CancelKeyPress -= onCancel; }
         trainTime.Stop();
         if (cts.IsCancellationRequested) { stderr.WriteLine($"interrupted; checkpoint saved in {Path.Combine(output, "checkpoint")}"); return 130; }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using ClipGen.Downloads;
 using ClipGen.Modeling;
@@ -8,30 +9,36 @@ namespace ClipGen.Cli.Commands;
 /// <c>clipgen download</c>: a spec's published weights into the cache, verified by sha256 (pinned in the spec, or for a Hugging Face
 /// Hub file the one the Hub reports), resumable. Prints the file on stdout; on stderr, where the checksum came from and the folder.
 /// </summary>
-sealed class DownloadCommand : ICommand
+sealed class DownloadCommand : CliCommand
 {
-    public string Name => "download";
-    public string Summary => "download a model's published weights into the cache (sha256-verified, resumable)";
-    public string Usage => "clipgen download <model> [--pretrained TAG] [--cache DIR] [--url-base http://mirror/] [--timeout SECONDS] [--max-time SECONDS] [--quiet]\n"
-        + "  --timeout (default 30): give up an attempt when connecting, waiting for headers or a stalled transfer takes longer (3 attempts);\n"
-        + "  --max-time: give up when the whole download takes longer (default: no limit).\n"
-        + "  --pretrained TAG (or --source TAG): which of the spec's published weights, by open_clip's tag (openai, laion2b_s34b_b79k,\n"
-        + "  webli, …; 'clipgen models --pretrained' lists them; default: the first). The cache defaults to $CLIPGEN_CACHE, else\n"
-        + "  $XDG_CACHE_HOME/clipgen or ~/.cache/clipgen. Prints the file's path on stdout.\n"
-        + "  Hugging Face Hub files are verified against the sha256 the Hub reports unless the spec pins one;\n"
-        + "  the folder gets config.json / open_clip_config.json written from the spec, so 'clipgen infer --weights <folder>' loads it.";
+    readonly Argument<string?> _modelArgument = new("model") { Description = "the model: a name, an alias or a spec.yaml. Prints the file's path on stdout. Hugging Face Hub files are verified against " +
+        "the sha256 the Hub reports unless the spec pins one; the folder gets config.json / open_clip_config.json written from the spec, so " +
+        "'clipgen infer --weights <folder>' loads it", Arity = ArgumentArity.ZeroOrOne };
+    readonly Option<string?> _model = CliOptions.Text("--model", "NAME", "the model, when not given as the argument");
+    readonly Option<string?> _pretrained = CliOptions.Text("--pretrained", "TAG",
+        "which of the spec's published weights, by open_clip's tag (openai, laion2b_s34b_b79k, webli, …; 'clipgen models --pretrained' lists them; default: the first)", "--source");
+    readonly Option<string?> _cache = CliOptions.Text("--cache", "DIR", "the cache (default $CLIPGEN_CACHE, else $XDG_CACHE_HOME/clipgen or ~/.cache/clipgen)");
+    readonly Option<string?> _urlBase = CliOptions.Text("--url-base", "http://mirror/", "fetch the files from this mirror instead");
+    readonly Option<TimeSpan?> _timeout = Seconds("--timeout", "give up an attempt when connecting, waiting for headers or a stalled transfer takes longer (default 30; 3 attempts)");
+    readonly Option<TimeSpan?> _maxTime = Seconds("--max-time", "give up when the whole download takes longer (default: no limit)");
+    readonly Option<bool> _quiet = CliOptions.Flag("--quiet", "no progress");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public DownloadCommand() : base("download", "download a model's published weights into the cache (sha256-verified, resumable)")
     {
-        var model = args.Positional.Count == 1 ? args.Positional[0] : args.Get("model")
+        Arguments.Add(_modelArgument);
+        foreach (var o in new Option[] { _model, _pretrained, _cache, _urlBase, _timeout, _maxTime, _quiet }) Add(o);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var model = args.GetValue(_modelArgument) ?? args.GetValue(_model)
             ?? throw new CliUsageException("name one model, e.g. clipgen download ViT-B-32-quickgelu");
-        var source = args.Get("pretrained") ?? args.Get("source");
-        var cache = args.Get("cache");
-        var urlBase = args.Get("url-base");
-        var quiet = args.Has("quiet");
-        var timeout = Seconds(args, "timeout") ?? ModelDownloader.DefaultTimeout;
-        var maxTime = Seconds(args, "max-time");
-        args.RejectUnknown();
+        var source = args.GetValue(_pretrained);
+        var cache = args.GetValue(_cache);
+        var urlBase = args.GetValue(_urlBase);
+        var quiet = args.GetValue(_quiet);
+        var timeout = args.GetValue(_timeout) ?? ModelDownloader.DefaultTimeout;
+        var maxTime = args.GetValue(_maxTime);
 
         var spec = ClipModelFactory.ResolveSpec(model);
         var pretrained = ModelDownloader.Select(spec, source);
@@ -48,7 +55,11 @@ sealed class DownloadCommand : ICommand
             stderr.Write(string.Create(CultureInfo.InvariantCulture, $"\r{p.File}: {mb:0.0}{total} {p.BytesPerSecond / 1e6:0.0} MB/s   "));
             printed = true;
         }
-        var result = downloader.DownloadAsync(spec, pretrained, Report).GetAwaiter().GetResult();
+        // A terminal gets a Spectre.Console bar (bytes, rate, time left); redirected output gets today's plain progress text.
+        var result = !quiet && CliProgress.Interactive(stderr)
+            ? CliProgress.Show($"{spec.Name} ({pretrained.Source})", bytes: true,
+                bar => downloader.DownloadAsync(spec, pretrained, p => bar.Update(p.Received, p.Total, p.File)).GetAwaiter().GetResult())
+            : downloader.DownloadAsync(spec, pretrained, Report).GetAwaiter().GetResult();
         if (printed) stderr.WriteLine();
         var where = pretrained.IsHub ? $"{pretrained.Repo}@{pretrained.Revision}" + (result.Commit is { } c ? $" (commit {c})" : "") : pretrained.Url;
         stderr.WriteLine($"{spec.Name} ({pretrained.Source}, {where}): {result.Path}" + (result.FromCache ? " (cached)" : ""));
@@ -63,12 +74,18 @@ sealed class DownloadCommand : ICommand
         return 0;
     }
 
-    static TimeSpan? Seconds(CliArgs args, string name)
+    static Option<TimeSpan?> Seconds(string name, string description) => new(name)
     {
-        var text = args.Get(name);
-        if (text is null) return null;
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !double.IsFinite(s) || s <= 0 || s > 86_400 * 7)
-            throw new CliUsageException($"--{name} takes a number of seconds greater than 0 (at most a week), not '{ErrorText.Value(text)}'");
-        return TimeSpan.FromSeconds(s);
-    }
+        Description = description,
+        HelpName = "SECONDS",
+        Arity = CliOptions.Repeatable,
+        CustomParser = r =>
+        {
+            var text = r.Tokens[^1].Value;
+            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && double.IsFinite(s) && s > 0 && s <= 86_400 * 7)
+                return TimeSpan.FromSeconds(s);
+            r.AddError($"{name} takes a number of seconds greater than 0 (at most a week), not '{ErrorText.Value(text)}'");
+            return null;
+        },
+    };
 }

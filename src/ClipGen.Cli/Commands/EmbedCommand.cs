@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using ClipGen.Applications;
 using ClipGen.Datasets;
@@ -8,35 +9,52 @@ namespace ClipGen.Cli.Commands;
 /// <c>clipgen embed</c>: image (and caption) embeddings of a folder, glob, image list or WebDataset shards, resumable,
 /// into ClipGen's safetensors index or clip-retrieval's npy + parquet layout; <c>--tasks i/N</c> takes one partition.
 /// </summary>
-sealed class EmbedCommand : ICommand
+sealed class EmbedCommand : CliCommand
 {
-    public string Name => "embed";
-    public string Summary => "embed images (folder, glob, CSV/parquet list, WebDataset shards) into a safetensors index or clip-retrieval files (resumable)";
-    public string Usage => "clipgen embed " + AppHelpers.ModelUsage + " --input <folder|glob|list.csv|list.parquet|\"shards/{00000..00099}.tar\"> --output <embeddings.safetensors|folder> " +
-        "[--format clipgen|clip-retrieval] [--dtype float16|float32] [--tasks i/N] [--image-column filepath] [--caption-column title] [--batch-size N] " +
-        "[--hnsw [--int8] [--connectivity 32] [--expansion-add 128]] [--quiet]   (--images is an alias of --input)";
+    readonly ModelOptionSet _model;
+    readonly Option<string?> _input, _images, _output, _format, _dtype, _imageColumn, _captionColumn;
+    readonly Option<TaskPartition> _tasks;
+    readonly Option<int> _batch, _connectivity, _expansionAdd;
+    readonly Option<bool> _quiet, _hnsw, _int8;
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public EmbedCommand() : base("embed", "embed images (folder, glob, CSV/parquet list, WebDataset shards) into a safetensors index or clip-retrieval files (resumable)")
     {
-        var model = AppHelpers.ModelOptions(args);
-        var input = args.Get("input");
-        var images = args.Get("images");
-        var output = args.Require("output");
-        int batch = args.GetInt("batch-size", 64);
-        bool quiet = args.Has("quiet");
-        var formatArg = args.Get("format") ?? "clipgen";
-        var dtypeArg = args.Get("dtype");
-        var tasksArg = args.Get("tasks");
-        var imageColumn = args.Get("image-column");
-        var captionColumn = args.Get("caption-column");
-        bool hnsw = args.Has("hnsw");
-        bool int8 = args.Has("int8");
-        int connectivity = args.GetInt("connectivity", new Indexing.HnswOptions().Connectivity);
-        int expansionAdd = args.GetInt("expansion-add", new Indexing.HnswOptions().ExpansionAdd);
-        args.RejectUnknown();
+        _model = new ModelOptionSet(this);
+        _input = Add(CliOptions.Text("--input", "folder|glob|list.csv|list.parquet|\"shards/{00000..00099}.tar\"", "the images (required, or --images)"));
+        _images = Add(CliOptions.Text("--images", "folder|glob|list", "an older name of --input"));
+        _output = Required(CliOptions.Text("--output", "embeddings.safetensors|folder", "the index file (clipgen format) or folder (clip-retrieval)"));
+        _format = Add(CliOptions.Text("--format", "clipgen|clip-retrieval", "the output layout (default clipgen)"));
+        _dtype = Add(CliOptions.Text("--dtype", "float16|float32", "the npy dtype of --format clip-retrieval (default float16)"));
+        _tasks = Add(CliOptions.Parsed("--tasks", "i/N", "embed only the i-th (from 0) of N parts of the input", TaskPartition.Parse, TaskPartition.Whole));
+        _imageColumn = Add(CliOptions.Text("--image-column", "NAME", $"the image column of a CSV/parquet list (default {ImageListReader.DefaultImageColumn})"));
+        _captionColumn = Add(CliOptions.Text("--caption-column", "NAME", $"the caption column of a list (default {ImageListReader.DefaultCaptionColumn}; required to exist when given)"));
+        _batch = Add(CliOptions.Int("--batch-size", 64, "images per batch", min: 1));
+        _hnsw = Add(CliOptions.Flag("--hnsw", "also build an HNSW graph beside the index, for fast search"));
+        _int8 = Add(CliOptions.Flag("--int8", "store the HNSW graph's vectors as int8 (with --hnsw)"));
+        _connectivity = Add(CliOptions.Int("--connectivity", new Indexing.HnswOptions().Connectivity, "HNSW links per node", min: 2));
+        _expansionAdd = Add(CliOptions.Int("--expansion-add", new Indexing.HnswOptions().ExpansionAdd, "HNSW candidates while building", min: 1));
+        _quiet = Add(CliOptions.Flag("--quiet", "no progress lines"));
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var model = _model.Read(args);
+        var input = args.GetValue(_input);
+        var images = args.GetValue(_images);
+        var output = Value(args, _output);
+        int batch = args.GetValue(_batch);
+        bool quiet = args.GetValue(_quiet);
+        var formatArg = args.GetValue(_format) ?? "clipgen";
+        var dtypeArg = args.GetValue(_dtype);
+        var task = args.GetValue(_tasks);
+        var imageColumn = args.GetValue(_imageColumn);
+        var captionColumn = args.GetValue(_captionColumn);
+        bool hnsw = args.GetValue(_hnsw);
+        bool int8 = args.GetValue(_int8);
+        int connectivity = args.GetValue(_connectivity);
+        int expansionAdd = args.GetValue(_expansionAdd);
         if ((input is null) == (images is null)) throw new CliUsageException(input is null ? "missing required option --input (or --images)" : "give --input or --images, not both");
         input ??= images!;
-        if (batch <= 0) throw new CliUsageException($"--batch-size must be positive, not {batch}");
         var format = formatArg switch
         {
             "clipgen" or "safetensors" => EmbedFormat.ClipGen,
@@ -52,7 +70,6 @@ sealed class EmbedCommand : ICommand
         if (dtypeArg is not null && format != EmbedFormat.ClipRetrieval) throw new CliUsageException("--dtype applies to --format clip-retrieval (the safetensors index is float32)");
         if ((hnsw || int8) && format != EmbedFormat.ClipGen) throw new CliUsageException("--hnsw builds an index beside a --format clipgen output");
         if (int8 && !hnsw) throw new CliUsageException("--int8 is an option of --hnsw");
-        var task = tasksArg is null ? TaskPartition.Whole : TaskPartition.Parse(tasksArg);
 
         var resolved = EmbedInputs.Resolve(input, task, ImageFiles.Find,
             imageColumn ?? ImageListReader.DefaultImageColumn, captionColumn ?? ImageListReader.DefaultCaptionColumn, captionRequired: captionColumn is not null);
@@ -64,8 +81,7 @@ sealed class EmbedCommand : ICommand
         using var outputLock = FolderEmbedder.Lock(output, format, task);
         using var pipeline = AppHelpers.Load(model, stderr);
         pipeline.BatchSize = batch;
-        var progress = new EmbedProgressLine(stderr, quiet, resolved.Items);
-        var result = FolderEmbedder.RunSources(pipeline, resolved.Sources, output, new FolderEmbedderOptions
+        EmbedRunResult Embed(IProgress<EmbedProgress> progress) => FolderEmbedder.RunSources(pipeline, resolved.Sources, output, new FolderEmbedderOptions
         {
             BatchSize = batch,
             WeightsIdentity = WeightsIdentity(model.Weights),
@@ -77,7 +93,15 @@ sealed class EmbedCommand : ICommand
             Task = task,
             OutputLock = outputLock,
         });
-        progress.Finish();
+        EmbedRunResult result;
+        if (!quiet && CliProgress.Interactive(stderr))
+            result = CliProgress.Show("embed", bytes: false, bar => Embed(new EmbedBar(bar, resolved.Items)));
+        else
+        {
+            var lines = new EmbedProgressLine(stderr, quiet, resolved.Items);
+            result = Embed(lines);
+            lines.Finish();
+        }
         var skippedNote = result.Skipped.Count > 0 ? $"; {result.Skipped.Count} image(s) skipped" : "";
         var resumedNote = result.Resumed > 0 ? $"; {result.Resumed} resumed from an earlier run" : "";
         var textNote = result.HasText ? " with their captions' text embeddings" : "";
@@ -115,10 +139,19 @@ sealed class EmbedCommand : ICommand
     }
 }
 
-/// <summary>Progress on stderr: redrawn in place on a terminal, at most every 2 seconds when redirected.</summary>
+/// <summary>Progress on a terminal: a Spectre.Console bar of images done out of the total, with the rate and what is skipped.</summary>
+sealed class EmbedBar(CliProgress.Bar bar, int total) : IProgress<EmbedProgress>
+{
+    public void Report(EmbedProgress p)
+    {
+        int all = p.Total > 0 ? p.Total : total;
+        bar.Update(p.Done, all > 0 ? all : null, string.Create(CultureInfo.InvariantCulture, $"embed {p.Done}/{all} ({p.Skipped} skipped, {p.ImagesPerSecond:F1} img/s)"));
+    }
+}
+
+/// <summary>Progress as plain lines on stderr (redirected output, CI, tests): at most every 2 seconds, and the last.</summary>
 sealed class EmbedProgressLine(TextWriter err, bool quiet, int total = 0) : IProgress<EmbedProgress>
 {
-    readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(err, Console.Error);
     readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
     double _lastSeconds = double.NegativeInfinity;
     EmbedProgress? _latest;
@@ -131,7 +164,6 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet, int total = 0) : IPro
         _pending = true;
         if (quiet) return;
         var now = _clock.Elapsed.TotalSeconds;
-        if (_interactive) { err.Write("\r" + Text(p) + "   "); _pending = false; return; }
         if (now - _lastSeconds < 2 && (p.Total == 0 || p.Done < p.Total)) return;
         _lastSeconds = now;
         err.WriteLine(Text(p));
@@ -141,8 +173,7 @@ sealed class EmbedProgressLine(TextWriter err, bool quiet, int total = 0) : IPro
     public void Finish()
     {
         if (quiet || _latest is null) return;
-        if (_interactive) err.WriteLine();
-        else if (_pending) err.WriteLine(Text(_latest));
+        if (_pending) err.WriteLine(Text(_latest));
     }
 
     static string Text(EmbedProgress p)

@@ -1,26 +1,37 @@
+using System.CommandLine;
 using ClipGen.Modeling;
 using ClipGen.Onnx;
 
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen export-onnx</c>: writes image.onnx, text.onnx and/or clip.onnx of a model with its weights.</summary>
-sealed class ExportOnnxCommand : ICommand
+sealed class ExportOnnxCommand : CliCommand
 {
-    public string Name => "export-onnx";
-    public string Summary => "export a model with its weights to ONNX (image.onnx, text.onnx, clip.onnx)";
-    public string Usage => "clipgen export-onnx --model <name|alias|spec.yaml> --weights <checkpoint> --output <dir> [--dtype fp32|fp16|int8] [--kind image|text|full|all] [--opset N]";
+    readonly Option<string?> _model = CliOptions.Text("--model", "name|alias|spec.yaml", "the model's spec");
+    readonly Option<string?> _weights = CliOptions.Text("--weights", "checkpoint", "the weights");
+    readonly Option<string?> _output = CliOptions.Text("--output", "DIR", "where image.onnx, text.onnx and clip.onnx go");
+    readonly Option<(OnnxWeightStorage Storage, OnnxPrecision Precision)?> _dtype = CliOptions.Parsed<(OnnxWeightStorage, OnnxPrecision)?>("--dtype", "fp32|fp16|int8",
+        "fp32, fp16 (float16 weights, float32 compute) or int8 (int8 matrix multiplies; docs/onnx.md)", s => ParseDtype(s), null);
+    readonly Option<bool> _fp16 = CliOptions.Flag("--fp16", "the same as --dtype fp16");
+    readonly Option<ClipOnnxKind> _kind = CliOptions.Parsed("--kind", "image|text|full|all", "which graphs (default all)", ParseKind, ClipOnnxKind.All);
+    readonly Option<int> _opset = CliOptions.Int("--opset", OnnxGraphBuilder.DefaultOpset, "the ONNX opset", min: OnnxGraphBuilder.MinOpset);
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public ExportOnnxCommand() : base("export-onnx", "export a model with its weights to ONNX (image.onnx, text.onnx, clip.onnx)")
     {
-        var modelArg = args.Require("model");
-        var weights = args.Require("weights");
-        var output = args.Require("output");
-        var dtype = args.Get("dtype") ?? (args.Has("fp16") ? "fp16" : "fp32");
-        var (storage, precision) = ParseDtype(dtype);
-        var kind = ParseKind(args.Get("kind") ?? "all");
-        var opset = args.GetInt("opset", OnnxGraphBuilder.DefaultOpset);
-        args.RejectUnknown();
-        if (opset < OnnxGraphBuilder.MinOpset) throw new CliUsageException($"--opset must be at least {OnnxGraphBuilder.MinOpset}");
+        Required(_model);
+        Required(_weights);
+        Required(_output);
+        foreach (var o in new Option[] { _dtype, _fp16, _kind, _opset }) Add(o);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var modelArg = Value(args, _model);
+        var weights = Value(args, _weights);
+        var output = Value(args, _output);
+        var (storage, precision) = args.GetValue(_dtype) ?? ParseDtype(args.GetValue(_fp16) ? "fp16" : "fp32");
+        var kind = args.GetValue(_kind);
+        var opset = args.GetValue(_opset);
 
         using var model = ClipModelFactory.Load(modelArg, weights);
         var files = ClipOnnxExporter.Export(model, kind, output, new OnnxExportOptions { WeightStorage = storage, Precision = precision, Opset = opset });

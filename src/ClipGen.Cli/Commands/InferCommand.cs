@@ -1,3 +1,4 @@
+using System.CommandLine;
 using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Modeling;
@@ -7,23 +8,33 @@ using static TorchSharp.torch;
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen infer</c>: features and logits of given inputs, as the reference implementations compute them.</summary>
-sealed class InferCommand : ICommand
+sealed class InferCommand : CliCommand
 {
-    public string Name => "infer";
-    public string Summary => "encode pixel_values / input_ids from a safetensors file and write features and logits";
-    public string Usage => "clipgen infer [--model <name|alias|spec.yaml>] --weights <file|folder> --inputs <in.safetensors> --output <out.safetensors> [--keep-dtype] [--backend torch|onnx]\n"
-        + "  --weights: safetensors, torch.save .pt/.bin, OpenAI TorchScript .pt, an open_clip hub folder or a Hugging Face folder.\n"
-        + "  Without --model the spec is inferred from the weights (printed to stderr).";
+    readonly Option<string?> _model = CliOptions.Text("--model", "name|alias|spec.yaml", "the model's spec (default: inferred from the weights, printed to stderr)");
+    readonly Option<string?> _weights = CliOptions.Text("--weights", "file|folder", "safetensors, torch.save .pt/.bin, OpenAI TorchScript .pt, an open_clip hub folder or a Hugging Face folder");
+    readonly Option<string?> _inputs = CliOptions.Text("--inputs", "in.safetensors", "pixel_values and/or input_ids");
+    readonly Option<string?> _output = CliOptions.Text("--output", "out.safetensors", "where the features and logits go");
+    readonly Option<bool> _keepDType = CliOptions.Flag("--keep-dtype", "compute in the checkpoint's dtype (torch backend only)");
+    readonly Option<Backends.BackendKind> _backend = AppHelpers.BackendOption();
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public InferCommand() : base("infer", "encode pixel_values / input_ids from a safetensors file and write features and logits")
     {
-        var modelArg = args.Get("model");
-        var weights = args.Require("weights");
-        var inputsPath = args.Require("inputs");
-        var outputPath = args.Require("output");
-        var keepDType = args.Has("keep-dtype");
-        var backendKind = ClipBackends.Parse(args.Get("backend") ?? "torch");
-        args.RejectUnknown();
+        Add(_model);
+        Required(_weights);
+        Required(_inputs);
+        Required(_output);
+        Add(_keepDType);
+        Add(_backend);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var modelArg = args.GetValue(_model);
+        var weights = Value(args, _weights);
+        var inputsPath = Value(args, _inputs);
+        var outputPath = Value(args, _output);
+        var keepDType = args.GetValue(_keepDType);
+        var backendKind = args.GetValue(_backend);
 
         var spec = CommandHelpers.ResolveOrInferSpec(modelArg, weights, stderr);
         using var inputs = CheckpointLoader.ReadStateDict(inputsPath);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using ClipGen.Modeling;
 using ClipGen.Specs;
@@ -5,17 +6,21 @@ using ClipGen.Specs;
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen models</c>: the compiled-in specs.</summary>
-sealed class ModelsCommand : ICommand
+sealed class ModelsCommand : CliCommand
 {
-    public string Name => "models";
-    public string Summary => "list the compiled-in model specs";
-    public string Usage => "clipgen models [--json] [--pretrained]\n  --pretrained: each model's published weights by open_clip's tag (for download --pretrained TAG and ClipPipeline.LoadPretrainedAsync).";
+    readonly Option<bool> _json = CliOptions.Flag("--json", "print the list as JSON");
+    readonly Option<bool> _pretrained = CliOptions.Flag("--pretrained", "each model's published weights by open_clip's tag (for download --pretrained TAG and ClipPipeline.LoadPretrainedAsync)");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public ModelsCommand() : base("models", "list the compiled-in model specs")
     {
-        var json = args.Has("json");
-        var pretrained = args.Has("pretrained");
-        args.RejectUnknown();
+        Add(_json);
+        Add(_pretrained);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var json = args.GetValue(_json);
+        var pretrained = args.GetValue(_pretrained);
         var models = ModelRegistry.All;
         if (pretrained && !json)
         {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using ClipGen.Backends;
 using ClipGen.Modeling;
@@ -8,21 +9,30 @@ using static TorchSharp.torch;
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen parity</c>: runs both backends on the same random inputs and prints how far apart they are.</summary>
-sealed class ParityCommand : ICommand
+sealed class ParityCommand : CliCommand
 {
-    public string Name => "parity";
-    public string Summary => "compare the TorchSharp and ONNX Runtime backends (or int8 and fp32 ONNX Runtime) on random inputs";
-    public string Usage => "clipgen parity --model <name|alias|spec.yaml> --weights <checkpoint> [--batch N] [--seed S] [--precision int8]";
+    readonly Option<string?> _model = CliOptions.Text("--model", "name|alias|spec.yaml", "the model's spec");
+    readonly Option<string?> _weights = CliOptions.Text("--weights", "checkpoint", "the weights");
+    readonly Option<int> _batch = CliOptions.Int("--batch", 2, "random inputs per batch", min: 1);
+    readonly Option<int> _seed = CliOptions.Int("--seed", 0, "seed of the random inputs");
+    readonly Option<OnnxPrecision> _precision = CliOptions.Parsed("--precision", "fp32|int8", "int8: compare int8 with fp32 ONNX Runtime instead", AppHelpers.ParsePrecision, OnnxPrecision.Float32);
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public ParityCommand() : base("parity", "compare the TorchSharp and ONNX Runtime backends (or int8 and fp32 ONNX Runtime) on random inputs")
     {
-        var modelArg = args.Require("model");
-        var weights = args.Require("weights");
-        int batch = args.GetInt("batch", 2);
-        int seed = args.GetInt("seed", 0);
-        var precision = AppHelpers.ParsePrecision(args.Get("precision") ?? "fp32");
-        args.RejectUnknown();
-        if (batch < 1) throw new CliUsageException("--batch must be at least 1");
+        Required(_model);
+        Required(_weights);
+        Add(_batch);
+        Add(_seed);
+        Add(_precision);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var modelArg = Value(args, _model);
+        var weights = Value(args, _weights);
+        int batch = args.GetValue(_batch);
+        int seed = args.GetValue(_seed);
+        var precision = args.GetValue(_precision);
 
         using var model = ClipModelFactory.Load(modelArg, weights);
         var spec = model.Spec;

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using ClipGen.Imaging;
 using ClipGen.IO;
 using ClipGen.Modeling;
@@ -5,26 +6,35 @@ using ClipGen.Modeling;
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen preprocess</c>: one image to a safetensors file holding <c>pixel_values</c> float32 [1, 3, S, S].</summary>
-sealed class PreprocessCommand : ICommand
+sealed class PreprocessCommand : CliCommand
 {
-    public string Name => "preprocess";
-    public string Summary => "Preprocess an image like OpenAI CLIP (PIL + torchvision) into pixel_values.safetensors";
-    public string Usage => "clipgen preprocess --image FILE --output FILE.safetensors [--model <name|alias|spec.yaml>] [--image-size 224] [--interpolation bicubic|bilinear] [--resize-mode shortest|longest|squash]";
+    readonly Option<string?> _image = CliOptions.Text("--image", "FILE", "the image");
+    readonly Option<string?> _output = CliOptions.Text("--output", "FILE.safetensors", "where pixel_values go");
+    readonly Option<string?> _model = CliOptions.Text("--model", "name|alias|spec.yaml", "take every setting from the model's spec (default: OpenAI CLIP's)");
+    readonly Option<int?> _imageSize = CliOptions.OptionalInt("--image-size", "the output's side (default 224, or the spec's)", min: 1);
+    readonly Option<Interpolation?> _interpolation = Choice<Interpolation>("--interpolation", "bicubic or bilinear resizing (default bicubic, or the spec's)");
+    readonly Option<ResizeMode?> _resizeMode = Choice<ResizeMode>("--resize-mode", "shortest, longest or squash (default shortest, or the spec's)");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public PreprocessCommand() : base("preprocess", "Preprocess an image like OpenAI CLIP (PIL + torchvision) into pixel_values.safetensors")
     {
-        var image = args.Require("image");
-        var output = args.Require("output");
+        Required(_image);
+        Required(_output);
+        foreach (var o in new Option[] { _model, _imageSize, _interpolation, _resizeMode }) Add(o);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var image = Value(args, _image);
+        var output = Value(args, _output);
         // The model's spec gives every setting (size, mean, std, interpolation, resize mode); explicit options override it.
-        var model = args.Get("model");
+        var model = args.GetValue(_model);
         var baseOptions = model is null ? PreprocessOptions.OpenAI : ClipModelFactory.ResolveSpec(model).ToPreprocessOptions();
         var options = baseOptions with
         {
-            ImageSize = args.GetInt("image-size", baseOptions.ImageSize),
-            Interpolation = ParseEnum<Interpolation>(args, "interpolation", baseOptions.Interpolation),
-            ResizeMode = ParseEnum<ResizeMode>(args, "resize-mode", baseOptions.ResizeMode),
+            ImageSize = args.GetValue(_imageSize) ?? baseOptions.ImageSize,
+            Interpolation = args.GetValue(_interpolation) ?? baseOptions.Interpolation,
+            ResizeMode = args.GetValue(_resizeMode) ?? baseOptions.ResizeMode,
         };
-        args.RejectUnknown();
 
         var pre = new ImagePreprocessor(options);
         var pixels = pre.Preprocess(image);
@@ -41,13 +51,14 @@ sealed class PreprocessCommand : ICommand
         return 0;
     }
 
-    static T ParseEnum<T>(CliArgs args, string key, T fallback) where T : struct, Enum
+    static Option<T?> Choice<T>(string name, string description) where T : struct, Enum
     {
-        var s = args.Get(key);
-        if (s is null) return fallback;
-        foreach (var v in Enum.GetValues<T>())
-            if (string.Equals(v.ToString(), s, StringComparison.OrdinalIgnoreCase)) return v;
         var names = string.Join("|", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()));
-        throw new CliUsageException($"--{key} takes {names}, not '{s}'");
+        return CliOptions.Parsed<T?>(name, names, description, s =>
+        {
+            foreach (var v in Enum.GetValues<T>())
+                if (string.Equals(v.ToString(), s, StringComparison.OrdinalIgnoreCase)) return v;
+            throw new CliUsageException($"{name} takes {names}, not '{ErrorText.Value(s)}'");
+        }, null);
     }
 }

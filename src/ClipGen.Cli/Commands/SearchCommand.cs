@@ -1,31 +1,42 @@
+using System.CommandLine;
 using System.Text.Json;
 using ClipGen.Applications;
 
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen search</c>: ranks the images of an embedding index by cosine similarity to a text or an image.</summary>
-sealed class SearchCommand : ICommand
+sealed class SearchCommand : CliCommand
 {
-    public string Name => "search";
-    public string Summary => "rank the images of an index (from 'clipgen embed') by similarity to a text or an image";
-    public string Usage => "clipgen search --index <embeddings.safetensors> " + AppHelpers.ModelUsage + " (--query \"a red car\" | --image q.jpg) [--top 10] [--json] [--exact | --ef 128]";
+    readonly Option<string?> _index, _query, _image;
+    readonly ModelOptionSet _model;
+    readonly Option<int> _top;
+    readonly Option<int?> _ef;
+    readonly Option<bool> _json, _exact;
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public SearchCommand() : base("search", "rank the images of an index (from 'clipgen embed') by similarity to a text or an image")
     {
-        var indexPath = args.Require("index");
-        var model = AppHelpers.ModelOptions(args);
-        var query = args.Get("query");
-        var image = args.Get("image");
-        int top = args.GetInt("top", 10);
-        bool json = args.Has("json");
-        bool exact = args.Has("exact");
-        var efArg = args.Get("ef");
-        args.RejectUnknown();
-        int? ef = efArg is null ? null : int.TryParse(efArg, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int e) && e > 0
-            ? e : throw new CliUsageException($"--ef must be a positive whole number, not '{efArg}'");
+        _index = Required(CliOptions.Text("--index", "embeddings.safetensors", "the index written by clipgen embed"));
+        _model = new ModelOptionSet(this);
+        _query = Add(CliOptions.Text("--query", "TEXT", "search by text (or --image)"));
+        _image = Add(CliOptions.Text("--image", "FILE", "search by image (or --query)"));
+        _top = Add(CliOptions.Int("--top", 10, "how many hits", min: 1));
+        _json = Add(CliOptions.Flag("--json", "print the hits as JSON"));
+        _exact = Add(CliOptions.Flag("--exact", "scan every row, even when an HNSW graph is beside the index"));
+        _ef = Add(CliOptions.OptionalInt("--ef", "HNSW candidates while searching (default from the graph's options)", min: 1));
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var indexPath = Value(args, _index);
+        var model = _model.Read(args);
+        var query = args.GetValue(_query);
+        var image = args.GetValue(_image);
+        int top = args.GetValue(_top);
+        bool json = args.GetValue(_json);
+        bool exact = args.GetValue(_exact);
+        int? ef = args.GetValue(_ef);
         if (exact && ef is not null) throw new CliUsageException("--ef applies to the HNSW index; --exact scans every row");
         if ((query is null) == (image is null)) throw new CliUsageException("give exactly one of --query TEXT and --image FILE");
-        if (top <= 0) throw new CliUsageException($"--top must be positive, not {top}");
         if (query is not null && string.IsNullOrWhiteSpace(query)) throw new ClipGenException("--query is empty");
 
         var index = EmbeddingIndex.Load(indexPath);

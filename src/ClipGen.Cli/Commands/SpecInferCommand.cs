@@ -1,21 +1,29 @@
+using System.CommandLine;
 using ClipGen.Checkpoints;
 using ClipGen.Specs;
 
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen spec infer</c>: the spec of a checkpoint, from its shapes and config, as YAML.</summary>
-sealed class SpecInferCommand : ICommand
+sealed class SpecInferCommand : CliCommand
 {
-    public string Name => "spec infer";
-    public string Summary => "infer a model spec from a checkpoint's shapes and config; write it as YAML";
-    public string Usage => "clipgen spec infer --weights <file|folder> [--output spec.yaml] [--name NAME]";
+    readonly Option<string?> _weights = CliOptions.Text("--weights", "file|folder", "the checkpoint");
+    readonly Option<string?> _output = CliOptions.Text("--output", "spec.yaml", "write the spec here (default: stdout)");
+    readonly Option<string?> _name = CliOptions.Text("--name", "NAME", "the spec's name");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    /// <summary>The subcommand <c>infer</c> of <c>clipgen spec</c>.</summary>
+    public SpecInferCommand() : base("infer", "infer a model spec from a checkpoint's shapes and config; write it as YAML")
     {
-        var weights = args.Require("weights");
-        var output = args.Get("output");
-        var name = args.Get("name");
-        args.RejectUnknown();
+        Required(_weights);
+        Add(_output);
+        Add(_name);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var weights = Value(args, _weights);
+        var output = args.GetValue(_output);
+        var name = args.GetValue(_name);
 
         var inferred = SpecInference.Infer(weights, name);
         foreach (var note in inferred.Notes) stderr.WriteLine(note);

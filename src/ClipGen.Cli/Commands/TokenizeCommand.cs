@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Text;
 using System.Text.Json;
 using ClipGen.Modeling;
@@ -6,33 +7,34 @@ using ClipGen.Text;
 namespace ClipGen.Cli.Commands;
 
 /// <summary><c>clipgen tokenize</c>: token ids of texts, as JSON, with CLIP's BPE or with a model's own tokenizer.</summary>
-sealed class TokenizeCommand : ICommand
+sealed class TokenizeCommand : CliCommand
 {
-    public string Name => "tokenize";
-    public string Summary => "token ids of texts (CLIP BPE, or the tokenizer of --model), as a JSON array";
-    public string Usage =>
-        "clipgen tokenize [--model NAME|SPEC.yaml] [--vocab FILE] [--context-length N] [--input texts.json] [TEXT...]\n" +
-        "  --model NAME          use the tokenizer the model's spec declares (clip_bpe, bytes, sentencepiece, wordpiece),\n" +
-        "                        with its cleaning, end and pad ids and context length; default: OpenAI CLIP's BPE\n" +
-        "  --vocab FILE          the vocabulary: bpe_simple_vocab_16e6.txt.gz or a Hugging Face vocab.json (clip_bpe;\n" +
-        "                        default $CLIPGEN_VOCAB), a SentencePiece model such as spiece.model (sentencepiece), a\n" +
-        "                        BERT vocab.txt (wordpiece), or the folder holding the spec's tokenizer file\n" +
-        "  --context-length N    cut longer texts to N ids, keeping the end token last (default: the spec's, else 77)\n" +
-        "  --input FILE          a JSON array of strings, tokenized before the TEXT arguments\n" +
-        "Prints one array of ids per text, cut to the context length but without the trailing padding (a batch row is\n" +
-        "the array followed by the pad id up to the context length); says on stderr which texts were truncated.";
+    readonly Argument<string[]> _texts = new("TEXT") { Description = "texts to tokenize. Prints one array of ids per text, cut to the context length but without the trailing padding " +
+        "(a batch row is the array followed by the pad id up to the context length); says on stderr which texts were truncated", Arity = ArgumentArity.ZeroOrMore };
+    readonly Option<string?> _model = CliOptions.Text("--model", "NAME|SPEC.yaml",
+        "use the tokenizer the model's spec declares (clip_bpe, bytes, sentencepiece, wordpiece), with its cleaning, end and pad ids and context length; default: OpenAI CLIP's BPE");
+    readonly Option<string?> _vocab = CliOptions.Text("--vocab", "FILE",
+        "the vocabulary: bpe_simple_vocab_16e6.txt.gz or a Hugging Face vocab.json (clip_bpe; default $CLIPGEN_VOCAB), a SentencePiece model such as spiece.model (sentencepiece), " +
+        "a BERT vocab.txt (wordpiece), or the folder holding the spec's tokenizer file");
+    readonly Option<int?> _contextLength = CliOptions.OptionalInt("--context-length", "cut longer texts to N ids, keeping the end token last (default: the spec's, else 77)", min: 2);
+    readonly Option<string?> _input = CliOptions.Text("--input", "FILE", "a JSON array of strings, tokenized before the TEXT arguments");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public TokenizeCommand() : base("tokenize", "token ids of texts (CLIP BPE, or the tokenizer of --model), as a JSON array")
     {
-        var model = args.Get("model");
-        var vocab = args.Get("vocab");
-        var contextArg = args.Get("context-length");
-        var input = args.Get("input");
-        args.RejectUnknown();
+        Arguments.Add(_texts);
+        foreach (var o in new Option[] { _model, _vocab, _contextLength, _input }) Add(o);
+    }
+
+    public override int Run(ParseResult args, TextWriter stdout, TextWriter stderr)
+    {
+        var model = args.GetValue(_model);
+        var vocab = args.GetValue(_vocab);
+        var contextArg = args.GetValue(_contextLength);
+        var input = args.GetValue(_input);
 
         var texts = new List<string>();
         if (input is not null) texts.AddRange(ReadTexts(input));
-        texts.AddRange(args.Positional);
+        texts.AddRange(args.GetValue(_texts) ?? []);
         if (texts.Count == 0) throw new CliUsageException("give texts as arguments or --input FILE");
 
         ITextTokenizer tokenizer;
@@ -45,11 +47,7 @@ sealed class TokenizeCommand : ICommand
             tokenizer = TextTokenizers.Create(spec, vocab);
             contextLength = spec.Text.ContextLength;
         }
-        if (contextArg is not null)
-        {
-            contextLength = args.GetInt("context-length", contextLength);
-            if (contextLength < 2) throw new CliUsageException($"--context-length must be at least 2, not {contextLength}");
-        }
+        if (contextArg is { } c) contextLength = c;
 
         var sb = new StringBuilder();
         var truncated = new List<int>();

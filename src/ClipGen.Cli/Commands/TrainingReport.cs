@@ -107,23 +107,40 @@ sealed class TrainingReport
     }
 }
 
-/// <summary>A progress line on stderr: redrawn in place on a terminal, every 10% when redirected.</summary>
+/// <summary>
+/// Training progress on stderr: on a terminal, a Spectre.Console bar of the run's steps (<see cref="Run"/>); otherwise a plain line
+/// every 10 % of the steps.
+/// </summary>
 sealed class ProgressLine(TextWriter err) : IProgress<TrainProgress>
 {
-    readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(err, Console.Error);
     int _lastDecile = -1;
+    CliProgress.Bar? _bar;
+
+    /// <summary>Runs the training under a progress bar when stderr is a terminal, else as is.</summary>
+    public T Run<T>(Func<T> train)
+    {
+        if (!CliProgress.Interactive(err)) return train();
+        return CliProgress.Show("training", bytes: false, bar =>
+        {
+            _bar = bar;
+            try { return train(); }
+            finally { _bar = null; }
+        });
+    }
 
     public void Report(TrainProgress p)
     {
         var frac = (double)p.Step / Math.Max(1, p.TotalSteps);
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"epoch {p.Epoch + 1} step {p.Step}/{p.TotalSteps} [{Bar(frac)}] loss {p.Loss:F4} lr {p.LearningRate:E2} {p.ImagesPerSecond:F0} img/s");
-        if (_interactive) { err.Write("\r" + text + "   "); if (p.Step == p.TotalSteps) err.WriteLine(); }
-        else
+        if (_bar is { } bar)
         {
-            int decile = (int)(frac * 10);
-            if (decile != _lastDecile) { _lastDecile = decile; err.WriteLine(text); }
+            bar.Update(p.Step, p.TotalSteps, string.Create(CultureInfo.InvariantCulture, $"epoch {p.Epoch + 1} loss {p.Loss:F4} lr {p.LearningRate:E2} {p.ImagesPerSecond:F0} img/s"));
+            return;
         }
+        int decile = (int)(frac * 10);
+        if (decile == _lastDecile) return;
+        _lastDecile = decile;
+        err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"epoch {p.Epoch + 1} step {p.Step}/{p.TotalSteps} [{Bar(frac)}] loss {p.Loss:F4} lr {p.LearningRate:E2} {p.ImagesPerSecond:F0} img/s"));
     }
 
     static string Bar(double f)

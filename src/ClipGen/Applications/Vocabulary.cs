@@ -47,7 +47,7 @@ public static class Vocabulary
         var cached = Path.Combine(cache, OpenAIFileName);
         if (File.Exists(cached)) return cached;
         if (!allowDownload)
-            throw new ClipGenException($"no CLIP BPE vocabulary: pass --vocab FILE, set CLIPGEN_VOCAB, or put {OpenAIFileName} in {cache}");
+            throw new ClipGenException($"no CLIP BPE vocabulary: give a vocabulary file, set CLIPGEN_VOCAB, or put {OpenAIFileName} in {cache}") { Setting = ClipGenSetting.Vocabulary };
         var env = Environment.GetEnvironmentVariable(UrlEnvironmentVariable);
         var url = downloadUrl ?? (string.IsNullOrEmpty(env) ? OpenAIUrl : new Uri(env));
         DownloadVerified(url, cached, OpenAISha256, http);
@@ -92,11 +92,11 @@ public static class Vocabulary
         }
         catch (HttpRequestException e)
         {
-            throw new ClipGenException($"downloading {url} failed ({e.Message}); pass --vocab FILE or set CLIPGEN_VOCAB to a local copy", e);
+            throw new ClipGenException($"downloading {url} failed ({e.Message}); give a vocabulary file or set CLIPGEN_VOCAB to a local copy", e) { Setting = ClipGenSetting.Vocabulary };
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new ClipGenException($"downloading {url} timed out; pass --vocab FILE or set CLIPGEN_VOCAB to a local copy", e);
+            throw new ClipGenException($"downloading {url} timed out; give a vocabulary file or set CLIPGEN_VOCAB to a local copy", e) { Setting = ClipGenSetting.Vocabulary };
         }
         finally
         {

@@ -62,8 +62,8 @@ public static class ImageListReader
         var header = Csv.ReadRecord(reader, ref line, separator)
             ?? throw new ClipGenException($"{path}: the list is empty (it needs a header with a '{imageColumn}' column)");
         int ic = header.IndexOf(imageColumn), cc = header.IndexOf(captionColumn);
-        if (ic < 0) throw new ClipGenException($"{path}:1: the header has no '{imageColumn}' column (columns: {string.Join(", ", header)})");
-        if (cc < 0 && captionRequired) throw new ClipGenException($"{path}:1: the header has no '{captionColumn}' column (columns: {string.Join(", ", header)})");
+        if (ic < 0) throw new ClipGenException($"{path}:1: the header has no '{imageColumn}' column (columns: {string.Join(", ", header)})") { Setting = ClipGenSetting.ListColumns };
+        if (cc < 0 && captionRequired) throw new ClipGenException($"{path}:1: the header has no '{captionColumn}' column (columns: {string.Join(", ", header)})") { Setting = ClipGenSetting.ListColumns };
         var rows = new List<(int, string?, string?)>();
         var problems = new List<ImageListProblem>();
         while (true)
@@ -98,9 +98,9 @@ public static class ImageListReader
         await using var reader = await ParquetReader.CreateAsync(stream).ConfigureAwait(false);
         var fields = reader.Schema.GetDataFields();
         DataField? Find(string name) => fields.FirstOrDefault(f => f.Name == name && f.Path.Length == 1);
-        var image = Find(imageColumn) ?? throw new ClipGenException($"{path}: no '{imageColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Path.ToString()))})");
+        var image = Find(imageColumn) ?? throw new ClipGenException($"{path}: no '{imageColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Path.ToString()))})") { Setting = ClipGenSetting.ListColumns };
         var caption = Find(captionColumn);
-        if (caption is null && captionRequired) throw new ClipGenException($"{path}: no '{captionColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Path.ToString()))})");
+        if (caption is null && captionRequired) throw new ClipGenException($"{path}: no '{captionColumn}' column (columns: {string.Join(", ", fields.Select(f => f.Path.ToString()))})") { Setting = ClipGenSetting.ListColumns };
         foreach (var f in caption is null ? [image] : new[] { image, caption })
             if (!(f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>)) || f.IsArray)
                 throw new ClipGenException($"{path}: column '{f.Name}' holds {f.ClrType.Name}{(f.IsArray ? "[]" : "")}, not text");

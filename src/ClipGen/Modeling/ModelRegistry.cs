@@ -58,7 +58,7 @@ public static class ModelRegistry
         if (m is not null) return m;
         var names = All.SelectMany(x => new[] { x.Name }.Concat(x.Aliases)).ToList();
         var near = SpecResolver.Nearest(nameOrAlias, names);
-        throw new ClipGenException($"unknown model '{nameOrAlias}'" + (near is null ? "" : $" (did you mean '{near}'?)") + "; 'clipgen models' lists them, or pass a path to a .yaml spec");
+        throw new ClipGenException($"unknown model '{nameOrAlias}'" + (near is null ? "" : $" (did you mean '{near}'?)") + "; give the name or alias of a compiled-in model (ModelRegistry.All), or the path of a .yaml spec") { Setting = ClipGenSetting.Model };
     }
 
     /// <summary>The built-in specs as parsed documents, so that a user's spec file may <c>extends:</c> them.</summary>

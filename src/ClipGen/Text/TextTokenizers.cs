@@ -104,7 +104,7 @@ public static class TextTokenizers
             return File.Exists(env) || Directory.Exists(env) ? env
                 : throw new ClipGenException($"vocabulary file not found: {env} (from ${VocabEnvironmentVariable})");
         throw new ClipGenException(
-            "no CLIP BPE vocabulary given: pass --vocab FILE or set CLIPGEN_VOCAB to OpenAI's bpe_simple_vocab_16e6.txt.gz " +
-            "(from the openai/CLIP repository) or to a Hugging Face vocab.json with merges.txt beside it");
+            "no CLIP BPE vocabulary given: give a vocabulary file or set CLIPGEN_VOCAB to OpenAI's bpe_simple_vocab_16e6.txt.gz " +
+            "(from the openai/CLIP repository) or to a Hugging Face vocab.json with merges.txt beside it") { Setting = ClipGenSetting.Vocabulary };
     }
 }

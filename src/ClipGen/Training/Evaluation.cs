@@ -47,6 +47,34 @@ public static class Evaluation
     }
 
     /// <summary>
+    /// Top-1 and top-k zero-shot accuracy (open_clip's ImageNet zero-shot reports top-1 and top-5): the fraction of images whose
+    /// label is the nearest class embedding, and the fraction whose label is among the <paramref name="k"/> nearest (all of them
+    /// when there are fewer classes).
+    /// </summary>
+    public static (double Top1, double TopK) ZeroShotTopK(ClipModule model, Tensor classEmbeddings, Tensor pixels, int[] labels, int k = 5, int batchSize = 256)
+    {
+        using var _ = no_grad();
+        int classes = (int)classEmbeddings.shape[0];
+        int kk = Math.Clamp(k, 1, classes);
+        int top1 = 0, topK = 0;
+        for (int start = 0; start < labels.Length; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var n = Math.Min(batchSize, labels.Length - start);
+            var img = model.EncodeImage(pixels.narrow(0, start, n));
+            img = img / img.norm(1, keepdim: true);
+            var best = img.matmul(classEmbeddings.t()).topk(kk, dim: 1).indexes.data<long>().ToArray();
+            for (int i = 0; i < n; i++)
+            {
+                if (best[i * kk] == labels[start + i]) top1++;
+                for (int j = 0; j < kk; j++)
+                    if (best[i * kk + j] == labels[start + i]) { topK++; break; }
+            }
+        }
+        return ((double)top1 / labels.Length, (double)topK / labels.Length);
+    }
+
+    /// <summary>
     /// Zero-shot accuracy through a backend (TorchSharp, ONNX Runtime fp32 or int8): class embeddings as in
     /// <see cref="ClassEmbeddings"/> but from the backend's text features, each image assigned to the nearest class.
     /// </summary>

@@ -49,7 +49,7 @@ public sealed class FileCaptionDataset : ICaptionDataset
         if (header is null) throw new ClipGenException($"{csvPath}: the CSV file is empty (it needs a header with '{imageColumn}' and '{captionColumn}')");
         int ic = header.IndexOf(imageColumn), cc = header.IndexOf(captionColumn);
         if (ic < 0 || cc < 0)
-            throw new ClipGenException($"{csvPath}:1: the header has no '{(ic < 0 ? imageColumn : captionColumn)}' column (columns: {string.Join(", ", header)}); choose columns with --image-column / --caption-column");
+            throw new ClipGenException($"{csvPath}:1: the header has no '{(ic < 0 ? imageColumn : captionColumn)}' column (columns: {string.Join(", ", header)}); choose the image and caption columns") { Setting = ClipGenSetting.ListColumns };
         while (true)
         {
             int startLine = line + 1;

@@ -26,7 +26,9 @@ public class VocabularyTests
 
         // Nothing anywhere, downloads off: a one-line error saying what to do.
         var e = Assert.Throws<ClipGenException>(() => Vocabulary.Resolve(null, weights, cache, allowDownload: false));
-        Assert.Contains("--vocab", e.Message);
+        Assert.Contains("give a vocabulary file", e.Message);
+        Assert.DoesNotContain("--", e.Message); // the CLI adds its flag (CliErrorHints)
+        Assert.Equal(ClipGenSetting.Vocabulary, e.Setting);
 
         // A pre-seeded cache.
         File.Copy(AppFixtures.Vocab, Path.Combine(cache, Vocabulary.OpenAIFileName));

@@ -77,7 +77,7 @@ public class TrainCliTests
 
         // A finished run resumes to "done" at once; a missing data file is a one-line error.
         var again = TestUtil.Cli("train", "--spec", Path.Combine(dir, "spec.yaml"), "--train", Path.Combine(dir, "train.csv"), "--epochs", "2",
-            "--batch-size", "8", "--output", output, "--resume", "--threads", "1");
+            "--batch-size", "8", "--output", output, "--threads", "1", "--resume"); // a flag as the last argument
         Assert.True(again.Code == 0, again.Err);
         var missing = TestUtil.Cli("train", "--spec", Path.Combine(dir, "spec.yaml"), "--train", Path.Combine(dir, "nope.csv"), "--output", output);
         Assert.Equal(2, missing.Code);

@@ -243,7 +243,8 @@ public class DatasetTests
         File.WriteAllText(csv, "image,text\na.png,b\n");
         var e = Assert.Throws<ClipGenException>(() => FileCaptionDataset.FromCsv(csv, new ImagePreprocessor()));
         Assert.Contains("no 'filepath' column", e.Message);
-        Assert.Contains("--image-column", e.Message);
+        Assert.DoesNotContain("--", e.Message); // the CLI names --image-column / --caption-column
+        Assert.Equal(ClipGenSetting.ListColumns, e.Setting);
     }
 
     [Fact]
