@@ -1,5 +1,6 @@
 using System.Globalization;
 using ClipGen.Checkpoints;
+using ClipGen.Imaging;
 using ClipGen.Modeling;
 using ClipGen.Training;
 using TorchSharp;

@@ -58,7 +58,7 @@ public static class CheckpointConverter
         var bound = CheckpointLoader.Bind(checkpoint, spec, plan);
         CheckpointLoader.CheckActivation(spec, checkpoint, notes);
 
-        var items = new List<SafeTensorsWriter.Item>();
+        var items = new List<SafeTensorsTorchWriter.Item>();
         foreach (var key in bound)
         {
             var map = mapping[key.Target.Key];
@@ -69,7 +69,7 @@ public static class CheckpointConverter
                 var shape = map.SourceShapes[i];
                 var start = row;
                 row += map.Transform == KeyTransform.Concat ? shape[0] : 0;
-                items.Add(new SafeTensorsWriter.Item(map.Sources[i], key.DType, shape, () => Produce(k, map.Transform, shape, start)));
+                items.Add(new SafeTensorsTorchWriter.Item(map.Sources[i], key.DType, shape, () => Produce(k, map.Transform, shape, start)));
             }
         }
 
@@ -82,7 +82,7 @@ public static class CheckpointConverter
                 var meta = new Dictionary<string, string> { ["format"] = "pt", ["activation"] = SpecWords.Activation[spec.Activation], ["spec"] = spec.Name };
                 if (spec.Vision.Activation != spec.Activation) meta["activation.vision"] = SpecWords.Activation[spec.Vision.Activation];
                 if (spec.Text.Activation != spec.Activation) meta["activation.text"] = SpecWords.Activation[spec.Text.Activation];
-                SafeTensorsWriter.Write(file, items, meta);
+                SafeTensorsTorchWriter.Write(file, items, meta);
                 written.Add(file);
                 var yaml = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, spec.Name + ".yaml");
                 WriteText(yaml, SpecYamlWriter.Write(spec));
@@ -92,7 +92,7 @@ public static class CheckpointConverter
             case ConversionTarget.OpenClip:
             {
                 var file = Path.Combine(output, "open_clip_model.safetensors");
-                SafeTensorsWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
+                SafeTensorsTorchWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
                 written.Add(file);
                 written.AddRange(WriteConfigs(spec, target, output));
                 break;
@@ -100,7 +100,7 @@ public static class CheckpointConverter
             case ConversionTarget.HuggingFace:
             {
                 var file = Path.Combine(output, "model.safetensors");
-                SafeTensorsWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
+                SafeTensorsTorchWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
                 written.Add(file);
                 written.AddRange(WriteConfigs(spec, target, output, key => bound.First(b => b.Target.Key == key).DType));
                 break;

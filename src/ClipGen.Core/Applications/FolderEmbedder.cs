@@ -425,21 +425,15 @@ public static class FolderEmbedder
             return a.Values;
         }
 
-        // ------------------------------------------------------------------ the TorchSharp edge
+        // ------------------------------------------------------------------ the engine edge
 
         float[] EmbedPixels(float[] pixels, int count)
         {
             long side = pipeline.Preprocessor.ImageSize;
-            using var t = TorchSharp.torch.tensor(pixels, [count, 3, side, side], TorchSharp.torch.ScalarType.Float32);
-            using var e = pipeline.EmbedImages(t);
-            return e.contiguous().data<float>().ToArray();
+            return pipeline.EmbedImages(new ArrayTensor<float>(pixels, count, 3, side, side)).Data;
         }
 
-        float[] EmbedTexts(IReadOnlyList<string> texts)
-        {
-            using var e = pipeline.EmbedTexts(texts);
-            return e.contiguous().data<float>().ToArray();
-        }
+        float[] EmbedTexts(IReadOnlyList<string> texts) => pipeline.EmbedTexts(texts).Data;
 
         // ------------------------------------------------------------------ gathering
 
