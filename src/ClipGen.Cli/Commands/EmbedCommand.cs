@@ -71,7 +71,7 @@ sealed class EmbedCommand : ICommand
             WeightsIdentity = WeightsIdentity(model.Weights),
             Progress = progress,
             OnSkipped = s => stderr.WriteLine($"skipped: {s.Error.ReplaceLineEndings(" ")}"),
-            Log = m => stderr.WriteLine(m),
+            Logger = new LineLogger(stderr),
             Format = format,
             NpyDType = dtype,
             Task = task,

@@ -3,6 +3,7 @@ using ClipGen.Imaging;
 using ClipGen.Modeling;
 using ClipGen.Specs;
 using ClipGen.Text;
+using Microsoft.Extensions.Logging;
 
 namespace ClipGen.Applications;
 
@@ -27,8 +28,8 @@ public sealed record ClipPipelineOptions
     /// <summary>A mirror that serves the download URLs' paths (tests use a local server); null downloads from the published URLs.</summary>
     public Uri? DownloadUrlBase { get; init; }
 
-    /// <summary>Receives one line for each assumption made while loading (an activation the file does not record, …).</summary>
-    public Action<string>? Notes { get; init; }
+    /// <summary>Told (at Information) of each assumption made while loading: an activation the file does not record, an inferred spec, ….</summary>
+    public ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -172,12 +173,27 @@ public sealed class ClipPipeline : IDisposable
     public ArrayTensor<float> EmbedImages(ArrayTensor<float> pixelValues) => Batched(pixelValues, Backend.EncodeImage);
 
     /// <summary>L2-normalised image embeddings [N, D] of image files; an unreadable image is a <see cref="ClipGenException"/>.</summary>
-    public ArrayTensor<float> EmbedImages(IReadOnlyList<string> paths)
+    public ArrayTensor<float> EmbedImages(IReadOnlyList<string> paths) => EmbedImageFiles(paths, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="EmbedImages(IReadOnlyList{string})"/> off the calling thread; <paramref name="cancellationToken"/> is checked
+    /// before each batch (a batch already running finishes first).
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Task<ArrayTensor<float>> EmbedImagesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(paths);
+        return Task.Run(() => EmbedImageFiles(paths, cancellationToken), cancellationToken);
+    }
+
+    ArrayTensor<float> EmbedImageFiles(IReadOnlyList<string> paths, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        if (paths.Count == 0) return new ArrayTensor<float>([], 0, Dimensions);
         var parts = new List<ArrayTensor<float>>();
         for (int start = 0; start < paths.Count; start += BatchSize)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var chunk = paths.Skip(start).Take(BatchSize).ToList();
             parts.Add(EmbedImages(PreprocessImages(chunk)));
         }
@@ -189,6 +205,28 @@ public sealed class ClipPipeline : IDisposable
 
     /// <summary>L2-normalised text embeddings [N, D] of texts.</summary>
     public ArrayTensor<float> EmbedTexts(IReadOnlyList<string> texts) => EmbedTokens(Tokenize(texts));
+
+    /// <summary>
+    /// <see cref="EmbedTexts(IReadOnlyList{string})"/> off the calling thread; <paramref name="cancellationToken"/> is checked
+    /// before each batch.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Task<ArrayTensor<float>> EmbedTextsAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return Task.Run(() =>
+        {
+            var ids = Tokenize(texts);
+            if (ids.Rows == 0) return new ArrayTensor<float>([], 0, Dimensions);
+            var parts = new List<ArrayTensor<float>>();
+            for (int start = 0; start < ids.Rows; start += BatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                parts.Add(Normalize(Backend.EncodeText(ids.Slice(start, Math.Min(BatchSize, ids.Rows - start)))));
+            }
+            return parts.Count == 1 ? parts[0] : ArrayTensor<float>.Concat(parts, Dimensions);
+        }, cancellationToken);
+    }
 
     /// <summary>Rows scaled to unit length (a zero row stays zero), in place; returns <paramref name="features"/>.</summary>
     public static ArrayTensor<float> Normalize(ArrayTensor<float> features)
@@ -223,9 +261,13 @@ public sealed class ClipPipeline : IDisposable
     public ZeroShotClassifier CreateClassifier(IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null) =>
         new(this, labels, templates);
 
+    /// <summary>Disposes what the pipeline owns; a second call does nothing.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (_ownsBackend) Backend.Dispose();
         _ownedModel?.Dispose();
     }
+
+    int _disposed;
 }

@@ -208,6 +208,15 @@ public sealed class ZeroShotClassifier : IDisposable
     /// <summary>Classifies image files (an unreadable image is a <see cref="ClipGenException"/>).</summary>
     public IReadOnlyList<ZeroShotResult> Classify(IReadOnlyList<string> imagePaths) => ClassifyEmbeddings(_pipeline.EmbedImages(imagePaths), imagePaths);
 
+    /// <summary><see cref="Classify(IReadOnlyList{string})"/> off the calling thread, cancellable between batches.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async Task<IReadOnlyList<ZeroShotResult>> ClassifyAsync(IReadOnlyList<string> imagePaths, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(imagePaths);
+        var embeddings = await _pipeline.EmbedImagesAsync(imagePaths, cancellationToken).ConfigureAwait(false);
+        return ClassifyEmbeddings(embeddings, imagePaths);
+    }
+
     /// <summary>Classifies one image file.</summary>
     public ZeroShotResult Classify(string imagePath) => Classify([imagePath])[0];
 

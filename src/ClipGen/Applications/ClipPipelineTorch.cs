@@ -2,6 +2,7 @@ using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Modeling;
 using ClipGen.Text;
+using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
 namespace ClipGen.Applications;
@@ -21,17 +22,17 @@ public static class ClipPipelineTorch
         /// The vocabulary (for <c>clip_bpe</c>) is found by <see cref="Vocabulary.Resolve"/>: <paramref name="vocabPath"/>,
         /// $CLIPGEN_VOCAB, the weights' folder, the download cache; it is loaded on the first use of text.
         /// </summary>
-        public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath = null, BackendKind backend = BackendKind.Torch, Action<string>? notes = null) =>
-            ClipPipeline.Load(model, weightsPath, vocabPath, backend, notes, null);
+        public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath = null, BackendKind backend = BackendKind.Torch, ILogger? logger = null) =>
+            ClipPipeline.Load(model, weightsPath, vocabPath, backend, logger, null);
 
-        /// <summary>As <see cref="Load(string?, string, string?, BackendKind, Action{string}?)"/>, with the backend's options (threads, concurrent runs, ORT session settings).</summary>
-        public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath, BackendKind backend, Action<string>? notes, ClipBackendOptions? backendOptions)
+        /// <summary>As <see cref="Load(string?, string, string?, BackendKind, ILogger?)"/>, with the backend's options (threads, concurrent runs, ORT session settings).</summary>
+        public static ClipPipeline Load(string? model, string weightsPath, string? vocabPath, BackendKind backend, ILogger? logger, ClipBackendOptions? backendOptions)
         {
             ArgumentNullException.ThrowIfNull(weightsPath);
             // The spec first, so that an unknown model is reported before the weights are looked at.
             if (model is not null) ClipModelFactory.ResolveSpec(model);
             if (!File.Exists(weightsPath) && !Directory.Exists(weightsPath)) throw new ClipGenException($"weights not found: {weightsPath}");
-            var options = new LoadOptions { Notes = notes };
+            var options = new LoadOptions { Logger = logger };
             var loaded = model is null ? ClipModelFactory.Load(weightsPath, options) : ClipModelFactory.Load(model, weightsPath, options);
             return ClipPipeline.FromModel(loaded, weightsPath, vocabPath, backend, backendOptions);
         }
@@ -39,7 +40,7 @@ public static class ClipPipelineTorch
         /// <summary>
         /// Downloads the published weights <paramref name="tag"/> of <paramref name="model"/> (open_clip's pretrained tags: <c>openai</c>,
         /// <c>laion2b_s34b_b79k</c>, <c>webli</c>, …; see the spec's <c>pretrained</c> entries), or finds them in the cache verified, then
-        /// loads them as <see cref="Load(string?, string, string?, BackendKind, Action{string}?)"/> does. The cache is
+        /// loads them as <see cref="Load(string?, string, string?, BackendKind, ILogger?)"/> does. The cache is
         /// <see cref="ClipPipelineOptions.CacheDirectory"/>, else $CLIPGEN_CACHE, else the XDG cache folder; a download resumes where an
         /// earlier one stopped, and is checked against the sha256 pinned in the spec or reported by the Hugging Face Hub.
         /// </summary>
@@ -60,17 +61,17 @@ public static class ClipPipelineTorch
             // A hf or open_clip download is a complete folder (configs written from the spec); other formats are one file.
             var weights = downloaded.Configs.Count > 0 ? downloaded.Folder : downloaded.Path;
             return await Task.Run(() => ClipPipeline.Load(ClipModelFactory.IsSpecPath(model) ? model : spec.Name, weights, options.VocabularyPath, options.Backend,
-                options.Notes, options.BackendOptions), cancellationToken).ConfigureAwait(false);
+                options.Logger, options.BackendOptions), cancellationToken).ConfigureAwait(false);
         }
 
         /// <summary>
-        /// <see cref="Load(string?, string, string?, BackendKind, Action{string}?, ClipBackendOptions?)"/> off the calling thread (reading
+        /// <see cref="Load(string?, string, string?, BackendKind, ILogger?, ClipBackendOptions?)"/> off the calling thread (reading
         /// the weights and building the model take seconds for large models); <paramref name="cancellationToken"/> stops it before it starts.
         /// </summary>
         public static Task<ClipPipeline> LoadAsync(string? model, string weightsPath, ClipPipelineOptions? options = null, CancellationToken cancellationToken = default)
         {
             options ??= new ClipPipelineOptions();
-            return Task.Run(() => ClipPipeline.Load(model, weightsPath, options.VocabularyPath, options.Backend, options.Notes, options.BackendOptions), cancellationToken);
+            return Task.Run(() => ClipPipeline.Load(model, weightsPath, options.VocabularyPath, options.Backend, options.Logger, options.BackendOptions), cancellationToken);
         }
 
         /// <summary>A pipeline over a loaded model, which it then owns (the ClipGen package's own loaders use it).</summary>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ClipGen.IO;
@@ -46,7 +47,7 @@ public static class CheckpointConverter
     /// under <paramref name="output"/>, a folder (for OpenAI also a <c>.safetensors</c> file path). Returns the files written.
     /// </summary>
     /// <exception cref="ClipGenException">The input does not fit the spec, its activation differs, or the target cannot hold the spec (ResNet to hf).</exception>
-    public static IReadOnlyList<string> Convert(ClipSpec spec, string weightsPath, ConversionTarget target, string output, Action<string>? notes = null)
+    public static IReadOnlyList<string> Convert(ClipSpec spec, string weightsPath, ConversionTarget target, string output, ILogger? logger = null)
     {
         var plan = ClipPlan.From(spec);
         var layout = Layout(target);
@@ -56,7 +57,7 @@ public static class CheckpointConverter
         if (target == ConversionTarget.HuggingFace) HfConfig(spec);
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
         var bound = CheckpointLoader.Bind(checkpoint, spec, plan);
-        CheckpointLoader.CheckActivation(spec, checkpoint, notes);
+        CheckpointLoader.CheckActivation(spec, checkpoint, logger);
 
         var items = new List<SafeTensorsTorchWriter.Item>();
         foreach (var key in bound)
