@@ -8,7 +8,8 @@ namespace ClipGen.Generators
 {
     /// <summary>
     /// Turns every YAML spec (an AdditionalFile with metadata <c>ClipGenSpec="true"</c>) into a typed TorchSharp CLIP
-    /// model, its key table and a registry entry. Pipeline: files → <see cref="SpecParser"/> (parse, resolve, plan)
+    /// model, its key table and a registry entry. Files marked <c>ClipGenSpecLibrary="true"</c> (the built-ins the ClipGen
+    /// package ships) may be extended but emit nothing. Pipeline: files → <see cref="SpecParser"/> (parse, resolve, plan)
     /// → <see cref="Emitter"/>; diagnostics go out separately so that moving a line re-emits no code.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
@@ -28,8 +29,9 @@ namespace ClipGen.Generators
         {
             var files = context.AdditionalTextsProvider
                 .Combine(context.AnalyzerConfigOptionsProvider)
-                .Where(static pair => IsSpec(pair.Right.GetOptions(pair.Left)))
-                .Select(static (pair, ct) => new SpecFile(pair.Left.Path, pair.Left.GetText(ct)?.ToString() ?? ""))
+                .Select(static (pair, _) => (File: pair.Left, Kind: Classify(pair.Right.GetOptions(pair.Left))))
+                .Where(static f => f.Kind != FileKind.None)
+                .Select(static (f, ct) => new SpecFile(f.File.Path, f.File.GetText(ct)?.ToString() ?? "", f.Kind == FileKind.Library))
                 .WithTrackingName(Steps.SpecFiles);
 
             var ns = context.AnalyzerConfigOptionsProvider.Select(static (o, _) => ModelsNamespace(o.GlobalOptions));
@@ -80,8 +82,15 @@ namespace ClipGen.Generators
             spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.Get(SpecDiagnosticIds.InternalError), Location.None,
                 "ClipGen's generator failed while " + what + " (" + e.GetType().Name + ": " + e.Message.Replace('\n', ' ') + "); please report it with the spec files"));
 
-        static bool IsSpec(AnalyzerConfigOptions options) =>
-            options.TryGetValue("build_metadata.AdditionalFiles.ClipGenSpec", out var v) && string.Equals(v, "true", System.StringComparison.OrdinalIgnoreCase);
+        enum FileKind { None, Spec, Library }
+
+        static FileKind Classify(AnalyzerConfigOptions options) =>
+            IsTrue(options, "build_metadata.AdditionalFiles.ClipGenSpec") ? FileKind.Spec
+            : IsTrue(options, "build_metadata.AdditionalFiles.ClipGenSpecLibrary") ? FileKind.Library
+            : FileKind.None;
+
+        static bool IsTrue(AnalyzerConfigOptions options, string key) =>
+            options.TryGetValue(key, out var v) && string.Equals(v, "true", System.StringComparison.OrdinalIgnoreCase);
 
         static string ModelsNamespace(AnalyzerConfigOptions global)
         {

@@ -14,9 +14,10 @@ namespace ClipGen.Generators
         {
             try
             {
-                var docs = files.Select(f => SpecDocument.Parse(f.Path, f.Text)).ToList();
+                var docs = files.Where(f => !f.Library).Select(f => SpecDocument.Parse(f.Path, f.Text)).ToList();
+                var library = files.Where(f => f.Library).Select(f => SpecDocument.Parse(f.Path, f.Text)).ToList();
                 ct.ThrowIfCancellationRequested();
-                var resolution = SpecResolver.Resolve(docs);
+                var resolution = SpecResolver.Resolve(docs, library);
                 var models = resolution.Specs
                     .OrderBy(s => s.ClassName, StringComparer.Ordinal)
                     .Select(s =>

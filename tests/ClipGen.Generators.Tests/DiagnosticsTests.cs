@@ -262,6 +262,18 @@ public class DiagnosticsTests
     }
 
     [Fact]
+    public void A_library_spec_may_be_extended_and_emits_nothing()
+    {
+        // What the ClipGen package does for a consumer: the built-ins are AdditionalFiles with ClipGenSpecLibrary.
+        const string child = "name: child\nclass_name: Child\nextends: tiny-a\nactivation: gelu\n";
+        var run = GeneratorHarness.Run(("/lib/tiny-a.library.yaml", TinySpecs.Vit), (B, child));
+        Assert.Empty(run.Diagnostics);
+        Assert.Contains(run.Files, f => f.HintName == "Child.Model.g.cs");
+        Assert.DoesNotContain(run.Files, f => f.HintName.StartsWith("TinyA.", StringComparison.Ordinal));
+        Assert.Empty(run.Compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+    }
+
+    [Fact]
     public void Diagnostics_of_one_spec_do_not_stop_the_others()
     {
         var bad = TinySpecs.ResNet.ReplaceLine("  width: 8", "  width: eight");

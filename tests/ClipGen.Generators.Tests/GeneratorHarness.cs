@@ -20,7 +20,8 @@ public sealed class InMemoryAdditionalText(string path, string text) : Additiona
 
 /// <summary>
 /// What MSBuild gives the generator: <c>build_metadata.AdditionalFiles.ClipGenSpec = true</c> for every
-/// <c>.yaml</c> additional file and <c>build_property.RootNamespace</c> globally.
+/// <c>.yaml</c> additional file (<c>ClipGenSpecLibrary = true</c> for a <c>.library.yaml</c> one, as the package's built-ins) and
+/// <c>build_property.RootNamespace</c> globally.
 /// </summary>
 public sealed class TestOptionsProvider(string rootNamespace) : AnalyzerConfigOptionsProvider
 {
@@ -31,6 +32,7 @@ public sealed class TestOptionsProvider(string rootNamespace) : AnalyzerConfigOp
 
     static readonly AnalyzerConfigOptions Empty = new Options(ImmutableDictionary<string, string>.Empty);
     static readonly AnalyzerConfigOptions Spec = new Options(ImmutableDictionary<string, string>.Empty.Add("build_metadata.AdditionalFiles.ClipGenSpec", "true"));
+    static readonly AnalyzerConfigOptions Library = new Options(ImmutableDictionary<string, string>.Empty.Add("build_metadata.AdditionalFiles.ClipGenSpecLibrary", "true"));
 
     public override AnalyzerConfigOptions GlobalOptions { get; } =
         new Options(ImmutableDictionary<string, string>.Empty.Add("build_property.RootNamespace", rootNamespace));
@@ -38,7 +40,8 @@ public sealed class TestOptionsProvider(string rootNamespace) : AnalyzerConfigOp
     public override AnalyzerConfigOptions GetOptions(SyntaxTree tree) => Empty;
 
     public override AnalyzerConfigOptions GetOptions(AdditionalText textFile) =>
-        textFile.Path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) ? Spec : Empty;
+        textFile.Path.EndsWith(".library.yaml", StringComparison.OrdinalIgnoreCase) ? Library
+        : textFile.Path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) ? Spec : Empty;
 }
 
 /// <summary>Runs <see cref="ClipGenGenerator"/> in memory and compiles its output against the ClipGen runtime.</summary>
@@ -57,6 +60,7 @@ public static class GeneratorHarness
         var tpa = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
         var paths = tpa.Where(p => string.Equals(Path.GetDirectoryName(p), frameworkDir, StringComparison.Ordinal)).ToList();
         paths.Add(typeof(ClipGen.Modeling.ClipModule).Assembly.Location);
+        paths.Add(typeof(ClipGen.Onnx.OnnxGraphBuilder).Assembly.Location);
         paths.Add(typeof(TorchSharp.torch).Assembly.Location);
         paths.Add(typeof(ClipGen.Specs.ClipSpec).Assembly.Location);
         return paths.Distinct(StringComparer.Ordinal).OrderBy(p => p, StringComparer.Ordinal)

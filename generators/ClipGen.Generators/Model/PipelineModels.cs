@@ -3,7 +3,7 @@ using ClipGen.Specs;
 namespace ClipGen.Generators.Model
 {
     /// <summary>One spec file's path and text: the first, equatable step of the pipeline.</summary>
-    internal sealed record SpecFile(string Path, string Text);
+    internal sealed record SpecFile(string Path, string Text, bool Library = false);
 
     /// <summary>Everything the emitter needs for one model. Plain data: no YAML nodes, symbols or locations.</summary>
     internal sealed record ModelToEmit(ClipSpec Spec, ModelFacts Facts, EquatableArray<KeyEntry> Keys, string SourceFileName);

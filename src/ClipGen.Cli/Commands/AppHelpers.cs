@@ -44,7 +44,7 @@ static class AppHelpers
 
     /// <summary>Loads the pipeline; without --model the spec is inferred from the checkpoint (notes go to stderr).</summary>
     public static ClipPipeline Load(ModelArgs o, TextWriter stderr) =>
-        ClipPipeline.Load(o.Model, o.Weights, o.Vocab, o.Backend, stderr.WriteLine, BackendOptions(o));
+        ClipPipeline.Load(o.Model, o.Weights, o.Vocab, o.Backend, new LineLogger(stderr), BackendOptions(o));
 
     public static string Percent(double p) => (p * 100).ToString("F2", CultureInfo.InvariantCulture).PadLeft(6) + "%";
 

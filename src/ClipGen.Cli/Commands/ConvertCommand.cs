@@ -31,7 +31,7 @@ sealed class ConvertCommand : CliCommand
         var output = Value(args, _output);
 
         var spec = CommandHelpers.ResolveOrInferSpec(modelArg, weights, stderr);
-        var files = CheckpointConverter.Convert(spec, weights, target, output, stderr.WriteLine);
+        var files = CheckpointConverter.Convert(spec, weights, target, output, new LineLogger(stderr));
         foreach (var f in files) stdout.WriteLine(f);
         stderr.WriteLine($"{spec.Name}: converted {weights} to {to} ({files.Count} files)");
         return 0;

@@ -87,7 +87,7 @@ sealed class EmbedCommand : CliCommand
             WeightsIdentity = WeightsIdentity(model.Weights),
             Progress = progress,
             OnSkipped = s => stderr.WriteLine($"skipped: {s.Error.ReplaceLineEndings(" ")}"),
-            Log = m => stderr.WriteLine(m),
+            Logger = new LineLogger(stderr),
             Format = format,
             NpyDType = dtype,
             Task = task,

@@ -47,7 +47,7 @@ sealed class InferCommand : CliCommand
         if (ids is not null && (ids.dim() != 2 || ids.shape[1] > spec.Text.ContextLength))
             throw new ClipGenException($"inputs '{inputsPath}': input_ids is [{string.Join(",", ids.shape)}] but {spec.Name} needs [M,L] with L <= {spec.Text.ContextLength}");
 
-        var options = new LoadOptions { KeepDType = keepDType, Notes = stderr.WriteLine };
+        var options = new LoadOptions { KeepDType = keepDType, Logger = new LineLogger(stderr) };
         using var model = ClipModelFactory.Load(spec, weights, options);
         var dtype = model.LogitScale.dtype;
         using var _ = no_grad();

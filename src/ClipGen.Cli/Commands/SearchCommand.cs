@@ -45,8 +45,8 @@ sealed class SearchCommand : CliCommand
 
         using var pipeline = AppHelpers.Load(model, stderr);
         Check(index, indexPath, pipeline.Spec);
-        using var q = query is not null ? pipeline.EmbedTexts([query]) : pipeline.EmbedImages([image!]);
-        var vector = q.data<float>().ToArray();
+        var q = query is not null ? pipeline.EmbedTexts([query]) : pipeline.EmbedImages([image!]);
+        var vector = q.Data;
         var graphPath = EmbeddingIndex.HnswPath(indexPath);
         IReadOnlyList<SearchHit> hits;
         if (!exact && File.Exists(graphPath))

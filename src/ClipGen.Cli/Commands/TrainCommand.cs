@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ClipGen.Checkpoints;
+using ClipGen.Imaging;
 using ClipGen.Modeling;
 using ClipGen.Training;
 using TorchSharp;
@@ -102,7 +103,7 @@ sealed class TrainCommand : CliCommand
         var spec = ClipModelFactory.ResolveSpec(specArg);
         using var model = weights is null
             ? ClipModelFactory.Create(spec)
-            : ClipModelFactory.Load(spec, weights, new LoadOptions { Notes = stderr.WriteLine });
+            : ClipModelFactory.Load(spec, weights, new LoadOptions { Logger = new LineLogger(stderr) });
         var tokenizer = spec.CreateTokenizer(vocab);
         var preprocessor = spec.CreatePreprocessor();
         long[] Tokenize(IReadOnlyList<string> texts) => tokenizer.EncodeBatch(texts, spec.Text.ContextLength);

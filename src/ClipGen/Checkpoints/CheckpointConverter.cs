@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ClipGen.IO;
@@ -46,7 +47,7 @@ public static class CheckpointConverter
     /// under <paramref name="output"/>, a folder (for OpenAI also a <c>.safetensors</c> file path). Returns the files written.
     /// </summary>
     /// <exception cref="ClipGenException">The input does not fit the spec, its activation differs, or the target cannot hold the spec (ResNet to hf).</exception>
-    public static IReadOnlyList<string> Convert(ClipSpec spec, string weightsPath, ConversionTarget target, string output, Action<string>? notes = null)
+    public static IReadOnlyList<string> Convert(ClipSpec spec, string weightsPath, ConversionTarget target, string output, ILogger? logger = null)
     {
         var plan = ClipPlan.From(spec);
         var layout = Layout(target);
@@ -56,9 +57,9 @@ public static class CheckpointConverter
         if (target == ConversionTarget.HuggingFace) HfConfig(spec);
         using var checkpoint = ClipCheckpoint.Open(weightsPath);
         var bound = CheckpointLoader.Bind(checkpoint, spec, plan);
-        CheckpointLoader.CheckActivation(spec, checkpoint, notes);
+        CheckpointLoader.CheckActivation(spec, checkpoint, logger);
 
-        var items = new List<SafeTensorsWriter.Item>();
+        var items = new List<SafeTensorsTorchWriter.Item>();
         foreach (var key in bound)
         {
             var map = mapping[key.Target.Key];
@@ -69,7 +70,7 @@ public static class CheckpointConverter
                 var shape = map.SourceShapes[i];
                 var start = row;
                 row += map.Transform == KeyTransform.Concat ? shape[0] : 0;
-                items.Add(new SafeTensorsWriter.Item(map.Sources[i], key.DType, shape, () => Produce(k, map.Transform, shape, start)));
+                items.Add(new SafeTensorsTorchWriter.Item(map.Sources[i], key.DType, shape, () => Produce(k, map.Transform, shape, start)));
             }
         }
 
@@ -82,7 +83,7 @@ public static class CheckpointConverter
                 var meta = new Dictionary<string, string> { ["format"] = "pt", ["activation"] = SpecWords.Activation[spec.Activation], ["spec"] = spec.Name };
                 if (spec.Vision.Activation != spec.Activation) meta["activation.vision"] = SpecWords.Activation[spec.Vision.Activation];
                 if (spec.Text.Activation != spec.Activation) meta["activation.text"] = SpecWords.Activation[spec.Text.Activation];
-                SafeTensorsWriter.Write(file, items, meta);
+                SafeTensorsTorchWriter.Write(file, items, meta);
                 written.Add(file);
                 var yaml = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, spec.Name + ".yaml");
                 WriteText(yaml, SpecYamlWriter.Write(spec));
@@ -92,7 +93,7 @@ public static class CheckpointConverter
             case ConversionTarget.OpenClip:
             {
                 var file = Path.Combine(output, "open_clip_model.safetensors");
-                SafeTensorsWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
+                SafeTensorsTorchWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
                 written.Add(file);
                 written.AddRange(WriteConfigs(spec, target, output));
                 break;
@@ -100,7 +101,7 @@ public static class CheckpointConverter
             case ConversionTarget.HuggingFace:
             {
                 var file = Path.Combine(output, "model.safetensors");
-                SafeTensorsWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
+                SafeTensorsTorchWriter.Write(file, items, new Dictionary<string, string> { ["format"] = "pt" });
                 written.Add(file);
                 written.AddRange(WriteConfigs(spec, target, output, key => bound.First(b => b.Target.Key == key).DType));
                 break;

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using ClipGen.Modeling;
 using ClipGen.Specs;
 using TorchSharp;
@@ -31,8 +32,8 @@ public sealed record LoadOptions
     /// <summary>Where the model goes after loading (CPU when null).</summary>
     public Device? Device { get; init; }
 
-    /// <summary>Receives one line for each assumption made (e.g. an activation the file does not record).</summary>
-    public Action<string>? Notes { get; init; }
+    /// <summary>Told (at Information) of each assumption made, e.g. an activation the file does not record.</summary>
+    public ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -60,16 +61,16 @@ public static class CheckpointLoader
 
     /// <summary>
     /// Checks that the checkpoint's activations (where it records them) are the spec's towers'; when it records none, tells
-    /// <paramref name="notes"/> what is assumed.
+    /// <paramref name="logger"/> what is assumed.
     /// </summary>
     /// <exception cref="ClipGenException">The checkpoint was trained with another activation.</exception>
-    public static void CheckActivation(ClipSpec spec, ClipCheckpoint checkpoint, Action<string>? notes)
+    public static void CheckActivation(ClipSpec spec, ClipCheckpoint checkpoint, ILogger? logger)
     {
         if (checkpoint.Activation is not { } claim)
         {
             var what = spec.Vision.Activation == spec.Text.Activation ? Name(spec.Text.Activation)
                 : $"{Name(spec.Vision.Activation)} (image) and {Name(spec.Text.Activation)} (text)";
-            notes?.Invoke($"note: weights '{checkpoint.Path}' do not record their activation; assuming {what} as spec '{spec.Name}' says");
+            logger?.LogInformation("{Note}", $"note: weights '{checkpoint.Path}' do not record their activation; assuming {what} as spec '{spec.Name}' says");
             return;
         }
         // A ModifiedResNet has no MLP activation, so only the text tower's counts there.
@@ -102,7 +103,7 @@ public static class CheckpointLoader
     {
         options ??= LoadOptions.Default;
         var bound = Bind(checkpoint, model.Spec, model.Plan);
-        CheckActivation(model.Spec, checkpoint, options.Notes);
+        CheckActivation(model.Spec, checkpoint, options.Logger);
         if (options.KeepDType)
         {
             var floating = bound.SelectMany(b => b.Sources).Select(e => e.DType).Where(d => d is TensorDType.F16 or TensorDType.BF16 or TensorDType.F64).Distinct().ToList();

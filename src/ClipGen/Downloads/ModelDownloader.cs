@@ -93,10 +93,7 @@ public sealed class ModelDownloader : IDisposable
     }
 
     /// <summary><c>$CLIPGEN_CACHE</c>, else <c>$XDG_CACHE_HOME/clipgen</c>, else <c>~/.cache/clipgen</c> (the XDG default).</summary>
-    public static string DefaultCacheDirectory =>
-        Environment.GetEnvironmentVariable("CLIPGEN_CACHE") is { Length: > 0 } env ? env
-            : Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg && Path.IsPathRooted(xdg) ? Path.Combine(xdg, "clipgen")
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "clipgen");
+    public static string DefaultCacheDirectory => CacheFolders.Default;
 
     /// <summary>The cache folder.</summary>
     public string CacheDirectory { get; }

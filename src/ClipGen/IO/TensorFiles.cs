@@ -7,5 +7,5 @@ public static class TensorFiles
 {
     /// <summary>Writes <paramref name="tensors"/> with <see cref="SafeTensorsWriter"/>, optionally with <c>__metadata__</c>.</summary>
     public static void SaveSafetensors(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
-        SafeTensorsWriter.Write(path, tensors, metadata);
+        SafeTensorsTorchWriter.Write(path, tensors, metadata);
 }

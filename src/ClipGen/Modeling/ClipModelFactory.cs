@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using ClipGen.Checkpoints;
 using ClipGen.Specs;
 using TorchSharp;
@@ -104,7 +105,7 @@ public static class ClipModelFactory
         using (var checkpoint = ClipCheckpoint.Open(weightsPath))
         {
             var inferred = SpecInference.Infer(checkpoint);
-            foreach (var note in inferred.Notes) options?.Notes?.Invoke(note);
+            foreach (var note in inferred.Notes) options?.Logger?.LogInformation("{Note}", note);
             spec = inferred.Spec;
         }
         return Load(spec, weightsPath, options);

@@ -158,20 +158,13 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
     /// <see cref="Logits"/> in ONNX: both features normalised (x/‖x‖), scale = logit_scale.exp(), logits_per_image =
     /// scale·img·txtᵀ (+ <c>logit_bias</c> when <paramref name="logitBias"/>), logits_per_text its transpose.
     /// </summary>
-    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, bool logitBias)
-    {
-        var img = b.Div(imageFeatures, b.ReduceL2(imageFeatures, [-1], keepDims: true));
-        var txt = b.Div(textFeatures, b.ReduceL2(textFeatures, [-1], keepDims: true));
-        var scale = b.Exp(b.Parameter("logit_scale", []));
-        var perImage = b.Mul(b.MatMul(img, b.Transpose(txt, 1, 0)), scale);
-        if (logitBias) perImage = b.Add(perImage, b.Parameter("logit_bias", []));
-        return (perImage, b.Transpose(perImage, 1, 0));
-    }
+    public static (OnnxValue LogitsPerImage, OnnxValue LogitsPerText) EmitLogits(OnnxGraphBuilder b, OnnxValue imageFeatures, OnnxValue textFeatures, bool logitBias) =>
+        ClipOnnxHead.Emit(b, imageFeatures, textFeatures, logitBias);
 
     // One set of input checks for every backend (Backends.ClipInputs), so that TorchSharp and ONNX Runtime refuse the same inputs.
-    void CheckPixels(Tensor x) => Backends.ClipInputs.CheckPixels(Spec, x);
+    void CheckPixels(Tensor x) => Backends.ClipTensorInputs.CheckPixels(Spec, x);
 
-    void CheckTokens(Tensor ids) => Backends.ClipInputs.CheckTokens(Spec, ids);
+    void CheckTokens(Tensor ids) => Backends.ClipTensorInputs.CheckTokens(Spec, ids);
 
     /// <summary>OpenAI's and open_clip's <c>initialize_parameters</c> for the text tower and its projection (training from scratch).</summary>
     void InitializeParameters()

@@ -24,3 +24,37 @@ public static class TensorArrays
         return t;
     }
 }
+
+/// <summary>Conversions between TorchSharp tensors and ClipGen.Core's <see cref="ArrayTensor{T}"/>.</summary>
+public static class ArrayTensors
+{
+    /// <summary>A float32 tensor with the values and shape (copied into libtorch's memory).</summary>
+    public static Tensor ToTensor(this ArrayTensor<float> array)
+    {
+        ArgumentNullException.ThrowIfNull(array);
+        return TensorArrays.FromArray(array.Data, array.Shape);
+    }
+
+    /// <summary>An int64 tensor with the values and shape (copied into libtorch's memory).</summary>
+    public static Tensor ToTensor(this ArrayTensor<long> array)
+    {
+        ArgumentNullException.ThrowIfNull(array);
+        return TensorArrays.FromArray(array.Data, array.Shape);
+    }
+
+    /// <summary>The tensor's values as float32, row-major, with its shape (copied).</summary>
+    public static ArrayTensor<float> ToFloatArray(this Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        using var t = tensor.to(ScalarType.Float32, CPU).contiguous();
+        return new ArrayTensor<float>(t.data<float>().ToArray(), t.shape);
+    }
+
+    /// <summary>The tensor's values as int64, row-major, with its shape (copied).</summary>
+    public static ArrayTensor<long> ToLongArray(this Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        using var t = tensor.to(ScalarType.Int64, CPU).contiguous();
+        return new ArrayTensor<long>(t.data<long>().ToArray(), t.shape);
+    }
+}

@@ -6,33 +6,6 @@ using static TorchSharp.torch;
 
 namespace ClipGen.Onnx;
 
-/// <summary>Options of <see cref="ClipOnnxExporter"/>.</summary>
-public sealed record OnnxExportOptions
-{
-    /// <summary>float32 (exact) or float16 weights (half the file; accuracy in docs/onnx.md).</summary>
-    public OnnxWeightStorage WeightStorage { get; init; } = OnnxWeightStorage.Float32;
-
-    /// <summary>The default-domain opset (at least 17).</summary>
-    public int Opset { get; init; } = OnnxGraphBuilder.DefaultOpset;
-
-    /// <summary>float32 (default) or int8 matrix multiplies (<see cref="OnnxQuantizer"/>; error and speed in docs/onnx.md).</summary>
-    public OnnxPrecision Precision { get; init; } = OnnxPrecision.Float32;
-
-    /// <summary>How int8 is done when <see cref="Precision"/> is <see cref="OnnxPrecision.Int8"/> (default: the measured best).</summary>
-    public OnnxQuantizationOptions? Quantization { get; init; }
-
-    /// <summary>External data: automatic over 2 GB (default), always, or never.</summary>
-    public OnnxExternalDataMode ExternalData { get; init; } = OnnxExternalDataMode.Auto;
-
-    internal OnnxBuilderOptions Builder(bool placeholders) => new()
-    {
-        Opset = Opset,
-        WeightStorage = WeightStorage,
-        PlaceholderWeights = placeholders,
-        Quantization = Precision == OnnxPrecision.Int8 ? Quantization ?? new OnnxQuantizationOptions() : null,
-    };
-}
-
 /// <summary>
 /// Exports CLIP models per spec: from a loaded <see cref="ClipModule"/> (weights from its state_dict) to
 /// <c>image.onnx</c>, <c>text.onnx</c> and <c>clip.onnx</c>, each self-describing through its metadata (spec name,
@@ -40,9 +13,9 @@ public sealed record OnnxExportOptions
 /// </summary>
 public static class ClipOnnxExporter
 {
-    public const string ImageFileName = "image.onnx";
-    public const string TextFileName = "text.onnx";
-    public const string FullFileName = "clip.onnx";
+    public const string ImageFileName = ClipOnnxNames.ImageFileName;
+    public const string TextFileName = ClipOnnxNames.TextFileName;
+    public const string FullFileName = ClipOnnxNames.FullFileName;
 
     /// <summary>The file name of one graph kind.</summary>
     public static string FileName(ClipOnnxKind kind) => kind switch

@@ -1,3 +1,4 @@
+using ClipGen.Backends;
 using ClipGen.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;

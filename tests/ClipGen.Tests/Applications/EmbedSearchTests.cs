@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using ClipGen.Applications;
+using ClipGen.Modeling;
 using SkiaSharp;
 using Xunit;
 using Xunit.Abstractions;
@@ -112,7 +113,7 @@ public class EmbedSearchTests(ITestOutputHelper output)
 
         // Rows are the library's embeddings of the same files.
         using var pipeline = AppFixtures.Pipeline("openai/tiny-vit");
-        using var expected = pipeline.EmbedImages([index.Files[0], index.Files[500], index.Files[999]]);
+        using var expected = pipeline.EmbedImages([index.Files[0], index.Files[500], index.Files[999]]).ToTensor();
         using var actual = TorchSharp.torch.tensor(new[] { 0, 500, 999 }.SelectMany(r => index[r].ToArray()).ToArray(), [3, 32]);
         TestUtil.AssertClose(expected, actual, "index rows", 1e-6);
     }
@@ -148,8 +149,8 @@ public class EmbedSearchTests(ITestOutputHelper output)
         var lines = stdout.TrimEnd().Split('\n');
         Assert.Equal(3, lines.Length);
         using var pipeline = AppFixtures.Pipeline("openai/tiny-vit");
-        using var q = pipeline.EmbedTexts(["a red car"]);
-        var best = loaded.Search(q.data<float>().ToArray(), 3);
+        var q = pipeline.EmbedTexts(["a red car"]);
+        var best = loaded.Search(q.Data, 3);
         for (int i = 0; i < 3; i++) Assert.EndsWith("  " + best[i].File, lines[i].TrimEnd('\r'));
 
         // The index of another model is refused.

@@ -1,4 +1,5 @@
 using ClipGen.Applications;
+using ClipGen.Modeling;
 using Microsoft.Extensions.AI;
 using Xunit;
 using static TorchSharp.torch;
@@ -46,7 +47,7 @@ public class EmbeddingGeneratorTests
         var inputs = new List<DataContent>();
         foreach (var f in files) inputs.Add(await DataContent.LoadFromAsync(f));
         var embeddings = await generator.GenerateAsync(inputs);
-        using var expected = pipeline.EmbedImages(files);
+        using var expected = pipeline.EmbedImages(files).ToTensor();
         using var actual = stack(embeddings.Select(e => tensor(e.Vector.ToArray())).ToArray());
         TestUtil.AssertClose(expected, actual, "image embeddings", 1e-6);
         Assert.Equal(32, generator.GetService<EmbeddingGeneratorMetadata>()!.DefaultModelDimensions);

@@ -175,8 +175,7 @@ public class ScaleEmbedTests(ITestOutputHelper output)
         }
         // Text rows are the captions' embeddings.
         using var pipeline = AppFixtures.Pipeline("openai/tiny-vit");
-        using var t = pipeline.EmbedTexts(samples.Select(s => s.Caption).ToList());
-        var expected = t.data<float>().ToArray();
+        var expected = pipeline.EmbedTexts(samples.Select(s => s.Caption).ToList()).Data;
         for (int i = 0; i < expected.Length; i++) AssertHalfOf(expected[i], txt.Values[i], $"text value {i}");
         Assert.False(Directory.EnumerateFileSystemEntries(outDir, ".*").Any(), "work files were left in the output");
     }
@@ -315,10 +314,10 @@ public class ScaleEmbedTests(ITestOutputHelper output)
         Assert.Throws<OperationCanceledException>(() => FolderEmbedder.RunSources(pipeline, sources, resumed, Options(cts.Token, progress)));
         Assert.True(Directory.Exists(Path.Combine(resumed, ".parts-0")));
         Assert.False(File.Exists(Path.Combine(resumed, "img_emb", "img_emb_0.npy")));
-        var notes = new List<string>();
-        var second = FolderEmbedder.RunSources(pipeline, sources, resumed, Options() with { Log = notes.Add });
+        var notes = new ListLogger();
+        var second = FolderEmbedder.RunSources(pipeline, sources, resumed, Options() with { Logger = notes });
         Assert.Equal(7, second.Resumed); // 3 batches: shard 0's [3, 1], shard 1's first [3]
-        Assert.Contains(notes, n => n.StartsWith("resuming", StringComparison.Ordinal));
+        Assert.Contains(notes.Entries, n => n.Level == Microsoft.Extensions.Logging.LogLevel.Information && n.Message.StartsWith("resuming", StringComparison.Ordinal));
         foreach (var f in new[] { "img_emb/img_emb_0.npy", "text_emb/text_emb_0.npy" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(full, f)), File.ReadAllBytes(Path.Combine(resumed, f)));
         Assert.Equal(ReadParquet(Path.Combine(full, "metadata", "metadata_0.parquet")), ReadParquet(Path.Combine(resumed, "metadata", "metadata_0.parquet")));

@@ -1,4 +1,6 @@
 using System.Security.Cryptography;
+using ClipGen.Applications;
+using ClipGen.Backends;
 using ClipGen.Checkpoints;
 using ClipGen.Downloads;
 using ClipGen.Modeling;
@@ -79,7 +81,7 @@ public class HubDownloadTests
         // The folder is a complete model: weights, config and tokenizer found beside them.
         using var pipeline = ClipGen.Applications.ClipPipeline.Load("family-siglip-b16", result.Folder);
         Assert.Equal("sentencepiece", pipeline.Tokenizer.Kind);
-        using var ids = pipeline.Tokenize(["a photo of a cat"]);
+        using var ids = pipeline.Tokenize(["a photo of a cat"]).ToTensor();
         Assert.Equal(1L, ids[0, ids.shape[1] - 1].item<long>());   // padded with </s> (1) to the end of the context
 
         // A second run reuses both files without the Hub's sha256 for the tokenizer (it still loads).

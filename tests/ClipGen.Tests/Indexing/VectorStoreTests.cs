@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using ClipGen.Applications;
 using ClipGen.Indexing;
+using ClipGen.Modeling;
 using ClipGen.Tests.Applications;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.VectorData;
@@ -132,8 +133,8 @@ public class VectorStoreTests
         var texts = AppFixtures.Captions("openai/tiny-vit");
         await c.UpsertAsync(texts.Select((t, i) => new Caption { Id = $"c{i}", Text = t }));
         // Search by text: the store embeds the query with the same generator; the ranking is the cosine of CLIP text embeddings.
-        using var all = pipeline.EmbedTexts(texts);
-        using var q = pipeline.EmbedTexts(["a diagram"]);
+        using var all = pipeline.EmbedTexts(texts).ToTensor();
+        using var q = pipeline.EmbedTexts(["a diagram"]).ToTensor();
         var sims = all.matmul(q.t()).data<float>().ToArray();
         var expected = Enumerable.Range(0, texts.Length).OrderByDescending(i => sims[i]).Select(i => $"c{i}").ToArray();
         var found = await c.SearchAsync("a diagram", texts.Length).ToListAsync();

@@ -25,7 +25,7 @@ public static class Vocabulary
 
     /// <summary>
     /// The vocabulary to load (a file or a folder <see cref="ClipTokenizer.FromFile"/> accepts), in the order above.
-    /// <paramref name="cacheDirectory"/> defaults to <see cref="Downloads.ModelDownloader.DefaultCacheDirectory"/> ($CLIPGEN_CACHE, else ~/.cache/clipgen); with <paramref name="allowDownload"/>
+    /// <paramref name="cacheDirectory"/> defaults to <see cref="Downloads.CacheFolders.Default"/> ($CLIPGEN_CACHE, else ~/.cache/clipgen); with <paramref name="allowDownload"/>
     /// false a missing cache entry is an error instead of a download. The download comes from
     /// <paramref name="downloadUrl"/>, else $CLIPGEN_VOCAB_URL, else <see cref="OpenAIUrl"/>, and must match <see cref="OpenAISha256"/>.
     /// </summary>
@@ -43,7 +43,7 @@ public static class Vocabulary
                 if (File.Exists(Path.Combine(dir, OpenAIFileName))) return Path.Combine(dir, OpenAIFileName);
             }
         }
-        var cache = cacheDirectory ?? Downloads.ModelDownloader.DefaultCacheDirectory;
+        var cache = cacheDirectory ?? Downloads.CacheFolders.Default;
         var cached = Path.Combine(cache, OpenAIFileName);
         if (File.Exists(cached)) return cached;
         if (!allowDownload)

@@ -2,7 +2,7 @@ namespace ClipGen.Checkpoints;
 
 /// <summary>
 /// An open checkpoint: its named tensors, read lazily. Dispose it to release the file (entries stop working then).
-/// Obtain one from <see cref="CheckpointReader.Open"/> or <see cref="CheckpointReader.OpenShardedSafetensors"/>.
+/// Obtain one from <see cref="IO.SafeTensorsReader.Open"/> (or <c>CheckpointReader.Open</c> in the ClipGen package, which also reads torch archives).
 /// </summary>
 public interface ICheckpointSource : IDisposable
 {

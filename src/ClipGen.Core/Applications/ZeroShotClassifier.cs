@@ -1,6 +1,4 @@
-using ClipGen.Modeling;
 using ClipGen.Specs;
-using static TorchSharp.torch;
 
 namespace ClipGen.Applications;
 
@@ -107,7 +105,7 @@ public sealed record ZeroShotResult(string? Image, IReadOnlyList<string> Labels,
 public sealed class ZeroShotClassifier : IDisposable
 {
     readonly ClipPipeline _pipeline;
-    readonly Lazy<Tensor> _classEmbeddings;
+    readonly Lazy<ArrayTensor<float>> _classEmbeddings;
 
     /// <summary>
     /// A classifier over <paramref name="labels"/> (non-empty, none blank, no duplicates) with
@@ -121,7 +119,7 @@ public sealed class ZeroShotClassifier : IDisposable
         Templates = (templates ?? Applications.Templates.Default(pipeline.Spec)).ToArray();
         Rule = pipeline.Spec.Loss == LossKind.SigLip ? ProbabilityRule.Sigmoid : ProbabilityRule.Softmax;
         Applications.Templates.Validate(Templates);
-        _classEmbeddings = new Lazy<Tensor>(ComputeClassEmbeddings, LazyThreadSafetyMode.ExecutionAndPublication);
+        _classEmbeddings = new Lazy<ArrayTensor<float>>(ComputeClassEmbeddings, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public IReadOnlyList<string> Labels { get; }
@@ -134,8 +132,8 @@ public sealed class ZeroShotClassifier : IDisposable
     /// <summary>How often the class embeddings were computed (0 or 1).</summary>
     public int ClassEmbeddingComputations { get; private set; }
 
-    /// <summary>The class embeddings [classes, D], unit rows; computed on first use and kept. Do not dispose.</summary>
-    public Tensor ClassEmbeddings => _classEmbeddings.Value;
+    /// <summary>The class embeddings [classes, D], unit rows; computed on first use and kept (do not modify).</summary>
+    public ArrayTensor<float> ClassEmbeddings => _classEmbeddings.Value;
 
     /// <summary>Labels must be a non-empty list of distinct, non-blank strings.</summary>
     public static IReadOnlyList<string> ValidateLabels(IReadOnlyList<string>? labels)
@@ -151,97 +149,77 @@ public sealed class ZeroShotClassifier : IDisposable
         return labels.ToArray();
     }
 
-    Tensor ComputeClassEmbeddings()
+    ArrayTensor<float> ComputeClassEmbeddings()
     {
         ClassEmbeddingComputations++;
-        using var scope = NewDisposeScope();
         var prompts = Labels.SelectMany(l => Templates.Select(t => Applications.Templates.Format(t, l))).ToList();
-        var emb = _pipeline.EmbedTexts(prompts);                          // [C·T, D], unit rows
-        var mean = emb.view(Labels.Count, Templates.Count, -1).mean([1]); // [C, D]
-        // Detached: the cache outlives whatever dispose scope the first caller happens to be in.
-        return ClipPipeline.Normalize(mean).DetachFromDisposeScope();
+        var emb = _pipeline.EmbedTexts(prompts); // [C·T, D], unit rows
+        int c = Labels.Count, t = Templates.Count, d = (int)emb.Dim(1);
+        var mean = new float[(long)c * d];
+        var sum = new double[d];
+        for (int k = 0; k < c; k++)
+        {
+            Array.Clear(sum);
+            for (int j = 0; j < t; j++)
+            {
+                var row = emb.Row(k * t + j);
+                for (int x = 0; x < d; x++) sum[x] += row[x];
+            }
+            for (int x = 0; x < d; x++) mean[k * d + x] = (float)(sum[x] / t);
+        }
+        return ClipPipeline.Normalize(new ArrayTensor<float>(mean, c, d));
     }
 
     /// <summary>Logits [N, classes] of image embeddings [N, D]: the backend's CLIP logits, exp(logit_scale) · cos.</summary>
-    public Tensor LogitsOfEmbeddings(Tensor imageEmbeddings)
-    {
-        var (perImage, perText) = _pipeline.Backend.Logits(imageEmbeddings.to(ScalarType.Float32), ClassEmbeddings);
-        perText.Dispose();
-        return perImage;
-    }
+    public ArrayTensor<float> LogitsOfEmbeddings(ArrayTensor<float> imageEmbeddings) => _pipeline.Backend.Logits(imageEmbeddings, ClassEmbeddings).PerImage;
 
     /// <summary>Logits [N, classes] of preprocessed pixels [N, 3, R, R].</summary>
-    public Tensor Logits(Tensor pixelValues)
-    {
-        using var emb = _pipeline.EmbedImages(pixelValues);
-        return LogitsOfEmbeddings(emb);
-    }
+    public ArrayTensor<float> Logits(ArrayTensor<float> pixelValues) => LogitsOfEmbeddings(_pipeline.EmbedImages(pixelValues));
 
     /// <summary>Probabilities per image (under <see cref="Rule"/>) of normalised image embeddings [N, D].</summary>
-    public IReadOnlyList<ZeroShotResult> ClassifyEmbeddings(Tensor imageEmbeddings, IReadOnlyList<string?>? images = null)
+    public IReadOnlyList<ZeroShotResult> ClassifyEmbeddings(ArrayTensor<float> imageEmbeddings, IReadOnlyList<string?>? images = null)
     {
-        using var logits = LogitsOfEmbeddings(imageEmbeddings);
-        using var wide = logits.to(ScalarType.Float64);
-        using var probs = Rule == ProbabilityRule.Sigmoid ? wide.sigmoid() : wide.softmax(1);
-        var p = probs.data<double>().ToArray();
-        int n = (int)logits.shape[0], c = Labels.Count;
+        var logits = LogitsOfEmbeddings(imageEmbeddings);
+        int n = logits.Rows, c = Labels.Count;
         var results = new ZeroShotResult[n];
         for (int i = 0; i < n; i++)
-            results[i] = new ZeroShotResult(images?[i], Labels, p.AsSpan(i * c, c).ToArray(), Rule);
+        {
+            var row = logits.Row(i);
+            var p = new double[c];
+            if (Rule == ProbabilityRule.Sigmoid)
+            {
+                for (int k = 0; k < c; k++) p[k] = 1.0 / (1.0 + Math.Exp(-(double)row[k]));
+            }
+            else
+            {
+                double max = double.NegativeInfinity, total = 0;
+                for (int k = 0; k < c; k++) max = Math.Max(max, row[k]);
+                for (int k = 0; k < c; k++) total += p[k] = Math.Exp(row[k] - max);
+                for (int k = 0; k < c; k++) p[k] /= total;
+            }
+            results[i] = new ZeroShotResult(images?[i], Labels, p, Rule);
+        }
         return results;
     }
 
     /// <summary>Classifies preprocessed pixels [N, 3, R, R].</summary>
-    public IReadOnlyList<ZeroShotResult> Classify(Tensor pixelValues)
-    {
-        using var emb = _pipeline.EmbedImages(pixelValues);
-        return ClassifyEmbeddings(emb);
-    }
+    public IReadOnlyList<ZeroShotResult> Classify(ArrayTensor<float> pixelValues) => ClassifyEmbeddings(_pipeline.EmbedImages(pixelValues));
 
     /// <summary>Classifies image files (an unreadable image is a <see cref="ClipGenException"/>).</summary>
-    public IReadOnlyList<ZeroShotResult> Classify(IReadOnlyList<string> imagePaths)
+    public IReadOnlyList<ZeroShotResult> Classify(IReadOnlyList<string> imagePaths) => ClassifyEmbeddings(_pipeline.EmbedImages(imagePaths), imagePaths);
+
+    /// <summary><see cref="Classify(IReadOnlyList{string})"/> off the calling thread, cancellable between batches.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async Task<IReadOnlyList<ZeroShotResult>> ClassifyAsync(IReadOnlyList<string> imagePaths, CancellationToken cancellationToken = default)
     {
-        using var emb = _pipeline.EmbedImages(imagePaths);
-        return ClassifyEmbeddings(emb, imagePaths);
+        ArgumentNullException.ThrowIfNull(imagePaths);
+        var embeddings = await _pipeline.EmbedImagesAsync(imagePaths, cancellationToken).ConfigureAwait(false);
+        return ClassifyEmbeddings(embeddings, imagePaths);
     }
 
     /// <summary>Classifies one image file.</summary>
     public ZeroShotResult Classify(string imagePath) => Classify([imagePath])[0];
 
-    public void Dispose()
-    {
-        if (_classEmbeddings.IsValueCreated) _classEmbeddings.Value.Dispose();
-    }
-}
-
-/// <summary>A <see cref="ZeroShotClassifier"/> for a generated model: it takes that model's pixels and embeddings only.</summary>
-public sealed class ZeroShotClassifier<TModel> : IDisposable where TModel : ClipModule, IClipModel<TModel>
-{
-    public ZeroShotClassifier(ClipPipeline<TModel> pipeline, IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null)
-    {
-        ArgumentNullException.ThrowIfNull(pipeline);
-        Untyped = new ZeroShotClassifier(pipeline.Untyped, labels, templates);
-    }
-
-    /// <summary>The untyped classifier.</summary>
-    public ZeroShotClassifier Untyped { get; }
-
-    public IReadOnlyList<string> Labels => Untyped.Labels;
-
-    /// <summary>The class embeddings (a new handle on the cached tensor; disposing it does not free the cache).</summary>
-    public TextEmbeddings<TModel> ClassEmbeddings() => new(Untyped.ClassEmbeddings.alias());
-
-    /// <summary>Logits [N, classes] of <typeparamref name="TModel"/>'s pixels.</summary>
-    public Tensor Logits(Pixels<TModel> pixels) => Untyped.Logits(pixels.Tensor);
-
-    /// <summary>Classifies <typeparamref name="TModel"/>'s pixels.</summary>
-    public IReadOnlyList<ZeroShotResult> Classify(Pixels<TModel> pixels) => Untyped.Classify(pixels.Tensor);
-
-    /// <summary>Classifies normalised image embeddings of <typeparamref name="TModel"/>.</summary>
-    public IReadOnlyList<ZeroShotResult> Classify(ImageEmbeddings<TModel> embeddings) => Untyped.ClassifyEmbeddings(embeddings.Tensor);
-
-    /// <summary>Classifies image files.</summary>
-    public IReadOnlyList<ZeroShotResult> Classify(IReadOnlyList<string> imagePaths) => Untyped.Classify(imagePaths);
-
-    public void Dispose() => Untyped.Dispose();
+    /// <summary>Nothing to release (the class embeddings are managed arrays); kept so that callers may use <c>using</c>.</summary>
+    public void Dispose() { }
 }

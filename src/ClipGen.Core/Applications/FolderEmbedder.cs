@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -94,8 +96,8 @@ public sealed record FolderEmbedderOptions
     public IProgress<EmbedProgress>? Progress { get; init; }
     /// <summary>Called for every image that cannot be read, when it is found.</summary>
     public Action<SkippedImage>? OnSkipped { get; init; }
-    /// <summary>Notes (resuming, starting over, damaged shards).</summary>
-    public Action<string>? Log { get; init; }
+    /// <summary>Told of resuming and starting over (Information) and of damaged shards (Warning).</summary>
+    public ILogger? Logger { get; init; }
     public CancellationToken CancellationToken { get; init; }
     /// <summary>The output layout.</summary>
     public EmbedFormat Format { get; init; } = EmbedFormat.ClipGen;
@@ -190,7 +192,8 @@ public static class FolderEmbedder
         ArgumentNullException.ThrowIfNull(output);
         options ??= new FolderEmbedderOptions();
         if (options.BatchSize <= 0) throw new ClipGenException($"the batch size must be positive, not {options.BatchSize}");
-        var log = options.Log ?? (_ => { });
+        var logger = options.Logger ?? NullLogger.Instance;
+        void log(string message) => logger.LogInformation("{Message}", message);
         var task = options.Task;
         var (target, parts, lockPath) = Paths(output, options.Format, task);
         using var ownLock = options.OutputLock is { } held && held.Path == lockPath ? null : OutputLock.Acquire(lockPath, target);
@@ -332,7 +335,7 @@ public static class FolderEmbedder
                     catch (WebDatasetShardException e)
                     {
                         error = e.Message;
-                        options.Log?.Invoke($"error: {e.Message}; the {read} samples before it are kept, the other shards go on");
+                        (options.Logger ?? NullLogger.Instance).LogWarning("{Message}", $"error: {e.Message}; the {read} samples before it are kept, the other shards go on");
                         break;
                     }
                     read++;
@@ -425,21 +428,15 @@ public static class FolderEmbedder
             return a.Values;
         }
 
-        // ------------------------------------------------------------------ the TorchSharp edge
+        // ------------------------------------------------------------------ the engine edge
 
         float[] EmbedPixels(float[] pixels, int count)
         {
             long side = pipeline.Preprocessor.ImageSize;
-            using var t = TorchSharp.torch.tensor(pixels, [count, 3, side, side], TorchSharp.torch.ScalarType.Float32);
-            using var e = pipeline.EmbedImages(t);
-            return e.contiguous().data<float>().ToArray();
+            return pipeline.EmbedImages(new ArrayTensor<float>(pixels, count, 3, side, side)).Data;
         }
 
-        float[] EmbedTexts(IReadOnlyList<string> texts)
-        {
-            using var e = pipeline.EmbedTexts(texts);
-            return e.contiguous().data<float>().ToArray();
-        }
+        float[] EmbedTexts(IReadOnlyList<string> texts) => pipeline.EmbedTexts(texts).Data;
 
         // ------------------------------------------------------------------ gathering
 

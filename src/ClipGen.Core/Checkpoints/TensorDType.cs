@@ -1,5 +1,3 @@
-using static TorchSharp.torch;
-
 namespace ClipGen.Checkpoints;
 
 /// <summary>The element type of a stored tensor, as written in the file (before any conversion).</summary>
@@ -27,7 +25,7 @@ public enum TensorDType
     Bool,
 }
 
-/// <summary>Conversions between <see cref="TensorDType"/>, TorchSharp scalar types and the names used by each file format.</summary>
+/// <summary>Conversions between <see cref="TensorDType"/> and the names used by each file format.</summary>
 public static class TensorDTypes
 {
     /// <summary>Bytes per element.</summary>
@@ -37,22 +35,6 @@ public static class TensorDTypes
         TensorDType.F32 or TensorDType.I32 => 4,
         TensorDType.F16 or TensorDType.BF16 or TensorDType.I16 => 2,
         _ => 1,
-    };
-
-    /// <summary>The TorchSharp scalar type with the same layout.</summary>
-    public static ScalarType ToScalarType(this TensorDType dtype) => dtype switch
-    {
-        TensorDType.F32 => ScalarType.Float32,
-        TensorDType.F16 => ScalarType.Float16,
-        TensorDType.BF16 => ScalarType.BFloat16,
-        TensorDType.F64 => ScalarType.Float64,
-        TensorDType.I64 => ScalarType.Int64,
-        TensorDType.I32 => ScalarType.Int32,
-        TensorDType.I16 => ScalarType.Int16,
-        TensorDType.I8 => ScalarType.Int8,
-        TensorDType.U8 => ScalarType.Byte,
-        TensorDType.Bool => ScalarType.Bool,
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };
 
     /// <summary>Parses a safetensors dtype string (<c>F32</c>, <c>BF16</c>, …); false for types ClipGen does not read (e.g. <c>F8_E4M3</c>, <c>U32</c>).</summary>

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.AI;
-using static TorchSharp.torch;
 
 namespace ClipGen.Applications;
 
@@ -44,10 +43,10 @@ public abstract class ClipEmbeddingGeneratorBase : IDisposable
             throw new NotSupportedException($"this generator runs model '{Pipeline.Spec.Name}', not '{id}'");
     }
 
-    private protected GeneratedEmbeddings<Embedding<float>> Wrap(Tensor normalized)
+    private protected GeneratedEmbeddings<Embedding<float>> Wrap(ArrayTensor<float> normalized)
     {
-        int n = (int)normalized.shape[0], d = (int)normalized.shape[1];
-        var data = normalized.contiguous().data<float>().ToArray();
+        int n = normalized.Rows, d = (int)normalized.Dim(1);
+        var data = normalized.Data;
         var created = DateTimeOffset.UtcNow;
         var result = new GeneratedEmbeddings<Embedding<float>>(n);
         for (int i = 0; i < n; i++)
@@ -79,8 +78,7 @@ public sealed class ClipTextEmbeddingGenerator(ClipPipeline pipeline, bool ownsP
         return Task.Run(() =>
         {
             cancellationToken.ThrowIfCancellationRequested();
-            using var emb = Pipeline.EmbedTexts(texts);
-            return Wrap(emb);
+            return Wrap(Pipeline.EmbedTexts(texts));
         }, cancellationToken);
     }
 }
@@ -122,9 +120,7 @@ public sealed class ClipImageEmbeddingGenerator(ClipPipeline pipeline, bool owns
                 throw first;
             }
             long s = pre.ImageSize;
-            using var px = tensor(data, [images.Count, 3, s, s], ScalarType.Float32);
-            using var emb = Pipeline.EmbedImages(px);
-            return Wrap(emb);
+            return Wrap(Pipeline.EmbedImages(new ArrayTensor<float>(data, images.Count, 3, s, s)));
         }, cancellationToken);
     }
 }

@@ -1,9 +1,4 @@
 using System.Buffers;
-using System.Runtime.CompilerServices;
-using TorchSharp;
-
-[assembly: InternalsVisibleTo("ClipGen.Tests")]
-[assembly: InternalsVisibleTo("ClipGen.Benchmarks")]
 
 namespace ClipGen.Imaging;
 
@@ -145,14 +140,6 @@ public sealed class ImagePreprocessor
             if (e is ClipGenException) throw e;
             throw new ClipGenException($"{paths[Array.IndexOf(errors, e)]}: {e.Message}", e);
         }
-    }
-
-    /// <summary>Preprocesses the files in parallel into a float32 tensor [N, 3, S, S] on the CPU.</summary>
-    public torch.Tensor PreprocessToTensor(IReadOnlyList<string> paths)
-    {
-        var data = PreprocessBatch(paths);
-        long s = ImageSize;
-        return torch.tensor(data, new long[] { paths.Count, 3, s, s }, torch.float32);
     }
 
     void CheckDestination(Span<float> destination, int images)

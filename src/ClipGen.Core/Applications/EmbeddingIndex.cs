@@ -90,7 +90,7 @@ public sealed class EmbeddingIndex
         var shape = entry.Shape;
         if (shape.Length != 2) throw new ClipGenException($"{path}: '{TensorName}' is [{string.Join(",", shape)}], not [N, D]");
         float[] vectors;
-        using (var t = entry.ToTensor(TorchSharp.torch.ScalarType.Float32)) vectors = t.data<float>().ToArray();
+        vectors = entry.ReadFloats();
         var bytes = File.ReadAllBytes(listPath);
         if (reader.Metadata.TryGetValue("files_sha256", out var sha) && !string.Equals(sha, Convert.ToHexStringLower(SHA256.HashData(bytes)), StringComparison.OrdinalIgnoreCase))
             throw new ClipGenException($"{path}: {listPath} is not the file list written with it (sha256 differs)");

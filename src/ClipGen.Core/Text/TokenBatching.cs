@@ -1,8 +1,6 @@
-using TorchSharp;
-
 namespace ClipGen.Text;
 
-/// <summary>Padding, truncation and tensors, shared by every <see cref="ITextTokenizer"/>.</summary>
+/// <summary>Padding and truncation, shared by every <see cref="ITextTokenizer"/>.</summary>
 public static class TokenBatching
 {
     /// <summary>Rows per parallel work item; smaller batches are encoded on the calling thread.</summary>
@@ -20,24 +18,6 @@ public static class TokenBatching
         var cut = ids[..contextLength];
         cut[^1] = endId;
         return cut;
-    }
-
-    /// <summary>Wraps a row-major [N, contextLength] id array into an int64 tensor of shape [N, contextLength].</summary>
-    public static torch.Tensor ToTensor(long[] ids, int contextLength)
-    {
-        ArgumentNullException.ThrowIfNull(ids);
-        CheckContextLength(contextLength);
-        if (ids.Length % contextLength != 0)
-            throw new ArgumentException($"{ids.Length} ids do not make whole rows of {contextLength}", nameof(ids));
-        return torch.tensor(ids, [ids.Length / contextLength, contextLength], dtype: torch.ScalarType.Int64);
-    }
-
-    /// <summary>Encodes a batch straight into an int64 tensor [texts.Count, contextLength].</summary>
-    public static torch.Tensor EncodeToTensor(this ITextTokenizer tokenizer, IReadOnlyList<string> texts, int contextLength,
-        TruncationMode mode = TruncationMode.Truncate)
-    {
-        ArgumentNullException.ThrowIfNull(tokenizer);
-        return ToTensor(tokenizer.EncodeBatch(texts, contextLength, mode), contextLength);
     }
 
     internal static void CheckContextLength(int contextLength)

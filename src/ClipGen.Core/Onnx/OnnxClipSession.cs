@@ -1,7 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
-using static TorchSharp.torch;
-using Tensor = TorchSharp.torch.Tensor;
 
 namespace ClipGen.Onnx;
 
@@ -60,13 +58,16 @@ public sealed record ClipOnnxOutputs(float[] ImageFeatures, float[] TextFeatures
 
 /// <summary>
 /// Runs ClipGen's CLIP exports (image, text or full) in ONNX Runtime. Inputs are wrapped in place (managed arrays are pinned,
-/// TorchSharp CPU tensors are passed by pointer) and outputs are written straight into pre-allocated arrays or tensors,
+/// TorchSharp CPU tensors are passed by pointer by the ClipGen package) and outputs are written straight into pre-allocated arrays or tensors,
 /// so a call copies no data. Not thread-safe for concurrent calls on one instance's tensors; the ORT session itself is.
 /// </summary>
 public sealed class OnnxClipSession : IDisposable
 {
     readonly InferenceSession _session;
     readonly RunOptions _run = new();
+
+    /// <summary>The run options of single runs (the TorchSharp layer's full-model run uses them).</summary>
+    internal RunOptions DefaultRun => _run;
     readonly int _concurrentRuns;
 
     public OnnxClipSession(string modelPath, OnnxClipSessionOptions? options = null)
@@ -190,89 +191,17 @@ public sealed class OnnxClipSession : IDisposable
         return r;
     }
 
-    static readonly string[] FullInputs = [ClipOnnxNames.PixelValues, ClipOnnxNames.InputIds];
-    static readonly string[] FullOutputs = [ClipOnnxNames.ImageFeatures, ClipOnnxNames.TextFeatures, ClipOnnxNames.LogitsPerImage, ClipOnnxNames.LogitsPerText];
-
-    // ---------------------------------------------------------------- TorchSharp tensors
-
-    /// <summary>Image features of a CPU float32 tensor [batch, 3, R, R]; ORT reads and writes the tensors' memory directly.</summary>
-    public Tensor EncodeImage(Tensor pixels)
-    {
-        Require(ClipOnnxKind.Image);
-        using var scope = NewDisposeScope();
-        var px = Prepare(pixels, ScalarType.Float32, 4, ClipOnnxNames.PixelValues);
-        var result = empty(px.shape[0], EmbedDim, dtype: ScalarType.Float32);
-        RunSplit(px, TensorElementType.Float, ClipOnnxNames.PixelValues, result, ClipOnnxNames.ImageFeatures);
-        return result.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Text features of a CPU int64 tensor [batch, C].</summary>
-    public Tensor EncodeText(Tensor ids)
-    {
-        Require(ClipOnnxKind.Text);
-        if (Spec is { } spec) Backends.ClipInputs.CheckTokens(spec, ids);
-        using var scope = NewDisposeScope();
-        var tx = Prepare(ids, ScalarType.Int64, 2, ClipOnnxNames.InputIds);
-        var result = empty(tx.shape[0], EmbedDim, dtype: ScalarType.Float32);
-        RunSplit(tx, TensorElementType.Int64, ClipOnnxNames.InputIds, result, ClipOnnxNames.TextFeatures);
-        return result.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>The full model's outputs as tensors.</summary>
-    public (Tensor ImageFeatures, Tensor TextFeatures, Tensor LogitsPerImage, Tensor LogitsPerText) Run(Tensor pixels, Tensor ids)
-    {
-        Require(ClipOnnxKind.Full);
-        using var scope = NewDisposeScope();
-        if (Spec is { } spec) Backends.ClipInputs.CheckTokens(spec, ids);
-        var px = Prepare(pixels, ScalarType.Float32, 4, ClipOnnxNames.PixelValues);
-        var tx = Prepare(ids, ScalarType.Int64, 2, ClipOnnxNames.InputIds);
-        long n = px.shape[0], m = tx.shape[0];
-        var img = empty(n, EmbedDim);
-        var txt = empty(m, EmbedDim);
-        var lpi = empty(n, m);
-        var lpt = empty(m, n);
-        using (var i1 = Wrap(px, TensorElementType.Float))
-        using (var i2 = Wrap(tx, TensorElementType.Int64))
-        using (var o1 = Wrap(img, TensorElementType.Float))
-        using (var o2 = Wrap(txt, TensorElementType.Float))
-        using (var o3 = Wrap(lpi, TensorElementType.Float))
-        using (var o4 = Wrap(lpt, TensorElementType.Float))
-            _session.Run(_run, FullInputs, [i1, i2], FullOutputs, [o1, o2, o3, o4]);
-        return (img.MoveToOuterDisposeScope(), txt.MoveToOuterDisposeScope(), lpi.MoveToOuterDisposeScope(), lpt.MoveToOuterDisposeScope());
-    }
-
-    /// <summary>The input itself when it already is a contiguous CPU tensor of the right dtype, else a converted copy.</summary>
-    internal static Tensor Prepare(Tensor t, ScalarType dtype, int rank, string name)
-    {
-        if (t.dim() != rank) throw new ArgumentException($"{name} must have rank {rank}, not {t.dim()}");
-        if (t.device_type == TorchSharp.DeviceType.CPU && t.dtype == dtype && t.is_contiguous()) return t.alias();
-        return t.to(dtype, CPU).contiguous();
-    }
-
-    /// <summary>An OrtValue over the tensor's own CPU memory (no copy); the tensor must outlive it.</summary>
-    internal static unsafe OrtValue Wrap(Tensor t, TensorElementType type)
-    {
-        // Tensor.bytes is a span over libtorch's buffer, so the address taken here stays valid while the tensor lives.
-        fixed (byte* p = t.bytes)
-            return OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, type, t.shape, (IntPtr)p, t.NumberOfElements * t.ElementSize);
-    }
+    internal static readonly string[] FullInputs = [ClipOnnxNames.PixelValues, ClipOnnxNames.InputIds];
+    internal static readonly string[] FullOutputs = [ClipOnnxNames.ImageFeatures, ClipOnnxNames.TextFeatures, ClipOnnxNames.LogitsPerImage, ClipOnnxNames.LogitsPerText];
 
     // ---------------------------------------------------------------- batch splitting
-
-    /// <summary>Runs a one-input, one-output encoder over contiguous CPU tensors (the input [batch, …], the output [batch, E]).</summary>
-    unsafe void RunSplit(Tensor input, TensorElementType inputType, string inputName, Tensor output, string outputName)
-    {
-        fixed (byte* src = input.bytes)
-        fixed (byte* dst = output.bytes)
-            RunSplit((int)input.shape[0], (nint)src, input.shape, (int)input.ElementSize, inputType, inputName, (nint)dst, outputName);
-    }
 
     /// <summary>
     /// Runs the encoder on [0, batch) — the input at <paramref name="input"/> with shape <paramref name="inputShape"/>, the
     /// float output [batch, E] at <paramref name="output"/>, both pinned by the caller — split into up to
     /// <see cref="OnnxClipSessionOptions.ConcurrentRuns"/> contiguous parts run at the same time (the session is thread-safe).
     /// </summary>
-    void RunSplit(int batch, nint input, long[] inputShape, int elementSize, TensorElementType inputType, string inputName, nint output, string outputName)
+    internal void RunSplit(int batch, nint input, long[] inputShape, int elementSize, TensorElementType inputType, string inputName, nint output, string outputName)
     {
         if (batch == 0) return; // empty in, empty out (ORT itself fails on some ops with a zero batch)
         long inRowBytes = elementSize;
@@ -305,7 +234,7 @@ public sealed class OnnxClipSession : IDisposable
 
     long[] PixelShape(int batch) => [batch, 3, ImageSize, ImageSize];
 
-    void Require(ClipOnnxKind kind)
+    internal void Require(ClipOnnxKind kind)
     {
         if (Kind != kind)
             throw new InvalidOperationException($"this is a {Kind.ToString().ToLowerInvariant()} model; the call needs a {kind.ToString().ToLowerInvariant()} model");

@@ -1,6 +1,4 @@
-using System.Runtime.CompilerServices;
 
-[assembly: InternalsVisibleTo("ClipGen.Tests")]
 
 namespace ClipGen.Text;
 
