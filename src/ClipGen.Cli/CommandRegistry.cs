@@ -21,5 +21,6 @@ static class CommandRegistry
         new ClassifyCommand(),
         new EmbedCommand(),
         new SearchCommand(),
+        new ServeCommand(),
     ];
 }
