@@ -47,11 +47,12 @@ public sealed record ErrorBody(
 
 static class ErrorWriter
 {
-    public static async Task WriteAsync(HttpContext context, int status, string message, string? param = null, string? code = null)
+    public static async Task WriteAsync(HttpContext context, int status, string message, string? param = null, string? code = null, int? retryAfterSeconds = null)
     {
         if (context.Response.HasStarted) return;
         context.Response.Clear();
         context.Response.StatusCode = status;
+        if (retryAfterSeconds is int seconds) context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         context.Response.ContentType = "application/json";
         var body = new ErrorResponse(new ErrorBody(ApiException.OneLine(message), ApiException.TypeOf(status), param, code));
         await JsonSerializer.SerializeAsync(context.Response.Body, body, ServerJson.Options, context.RequestAborted).ConfigureAwait(false);

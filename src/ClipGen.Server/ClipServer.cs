@@ -200,8 +200,7 @@ public sealed class ClipServer : IAsyncDisposable
         }
         catch (QueueFullException e)
         {
-            context.Response.Headers.RetryAfter = options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await ErrorWriter.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, e.Message, null, "queue_full").ConfigureAwait(false);
+            await ErrorWriter.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, e.Message, null, "queue_full", options.RetryAfterSeconds).ConfigureAwait(false);
         }
         catch (ClipGenException e)
         {

@@ -94,9 +94,22 @@ public partial class LimitsAndErrorsTests(IndexedServerFixture fixture) : IClass
         await using var s = await RunningServer.StartAsync(RunningServer.TinyVit() with { QueueCapacity = 1, MaxBatch = 1, MaxBodyBytes = 4096 });
         var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         s.Server.Batcher.Gate = hold.Task;
+        try
+        {
+            await QueueFull(s, hold);
+        }
+        finally
+        {
+            hold.TrySetResult(); // a failed assertion must not leave the worker held (shutdown would wait for it)
+        }
+    }
+
+    static async Task QueueFull(RunningServer s, TaskCompletionSource hold)
+    {
         var first = s.PostJson("/v1/embeddings", new { input = "a photo of a cat" });
         // The worker waits at the gate with the first request still in the queue (capacity 1): the queue is full.
-        await WaitUntil(() => s.Server.Batcher.QueueDepth == 1);
+        await WaitUntil(() => s.Server.Batcher.QueueDepth == 1 || first.IsCompleted);
+        Assert.False(first.IsCompleted, first.IsCompleted ? await (await first).Content.ReadAsStringAsync() : "");
         var refused = await s.PostJson("/v1/embeddings", new { input = "a photo of a dog" });
         var error = await Error(refused, HttpStatusCode.ServiceUnavailable);
         Assert.Equal("queue_full", error.GetProperty("code").GetString());

@@ -13,6 +13,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["int8-variants"] = Int8VariantsBenchmark.Run,
     ["index"] = IndexBenchmark.Run,
     ["embed"] = EmbedBenchmark.Run,
+    ["serve"] = ServeBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
