@@ -141,12 +141,19 @@ public sealed class ClipServer : IAsyncDisposable
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ClipGen.Server");
         app.Use((context, next) => Guard(context, next, service.Metrics, options, log));
-        // A 404 or 405 of routing (no endpoint, a path no route takes, a wrong method) answers in the same error shape.
-        app.UseStatusCodePages(c => ErrorWriter.WriteAsync(c.HttpContext, c.HttpContext.Response.StatusCode,
-            c.HttpContext.Response.StatusCode == StatusCodes.Status405MethodNotAllowed
-                ? $"{c.HttpContext.Request.Method} is not allowed on {c.HttpContext.Request.Path} (see /openapi/v1.json)"
-                : $"no such endpoint: {c.HttpContext.Request.Method} {c.HttpContext.Request.Path} (see /openapi/v1.json)",
-            null, c.HttpContext.Response.StatusCode == StatusCodes.Status405MethodNotAllowed ? "method_not_allowed" : "not_found"));
+        // A refusal of routing (no endpoint, a wrong method, a body that is not JSON) answers in the same error shape.
+        app.UseStatusCodePages(c =>
+        {
+            var http = c.HttpContext;
+            var (message, code) = http.Response.StatusCode switch
+            {
+                StatusCodes.Status405MethodNotAllowed => ($"{http.Request.Method} is not allowed on {http.Request.Path} (see /openapi/v1.json)", "method_not_allowed"),
+                StatusCodes.Status415UnsupportedMediaType => ($"send the body as JSON with Content-Type: application/json, not '{http.Request.ContentType}'", "unsupported_media_type"),
+                StatusCodes.Status404NotFound => ($"no such endpoint: {http.Request.Method} {http.Request.Path} (see /openapi/v1.json)", "not_found"),
+                _ => ($"the request was refused ({http.Response.StatusCode})", (string?)null),
+            };
+            return ErrorWriter.WriteAsync(http, http.Response.StatusCode, message, null, code);
+        });
         app.Lifetime.ApplicationStopped.Register(() => service.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
         app.MapGet("/healthz", () => service.Health()).WithName("Health").WithSummary("Liveness: the model is loaded.");
@@ -246,6 +253,18 @@ public sealed class ClipServer : IAsyncDisposable
             throw ApiException.BadRequest($"invalid JSON{line}: {reason}", path, "invalid_json");
         }
         return value ?? throw ApiException.BadRequest("the body is JSON null, not an object", null, "invalid_json");
+    }
+
+    /// <summary>
+    /// Builds the server, starts it, tells <paramref name="started"/> where it listens, serves until <paramref name="cancellationToken"/>
+    /// is cancelled or the process is asked to stop (Ctrl+C, SIGTERM), then shuts down gracefully (what <c>clipgen serve</c> runs).
+    /// </summary>
+    public static async Task ServeAsync(ServeOptions options, Action<string>? started = null, CancellationToken cancellationToken = default)
+    {
+        await using var server = Build(options);
+        await server.StartAsync(cancellationToken).ConfigureAwait(false);
+        started?.Invoke($"serving {server.ModelId} on {string.Join(", ", server.Addresses)} (page at /, API at /v1, OpenAPI at /openapi/v1.json); Ctrl+C stops");
+        await server.App.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Starts listening.</summary>

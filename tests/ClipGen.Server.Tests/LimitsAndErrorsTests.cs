@@ -84,8 +84,10 @@ public partial class LimitsAndErrorsTests(IndexedServerFixture fixture) : IClass
     public async Task Unknown_paths_are_404_and_wrong_methods_are_refused()
     {
         await Error(await S.Client.GetAsync("/v1/nothing"), HttpStatusCode.NotFound);
-        var r = await S.Client.GetAsync("/v1/embeddings");
-        Assert.True(r.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotFound, r.StatusCode.ToString());
+        Assert.Equal("method_not_allowed", (await Error(await S.Client.GetAsync("/v1/embeddings"), HttpStatusCode.MethodNotAllowed)).GetProperty("code").GetString());
+        // curl -d sends application/x-www-form-urlencoded unless told otherwise.
+        var form = await S.Client.PostAsync("/v1/embeddings", new StringContent("{\"input\": \"a\"}", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"));
+        Assert.Contains("Content-Type: application/json", (await Error(form, HttpStatusCode.UnsupportedMediaType)).GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

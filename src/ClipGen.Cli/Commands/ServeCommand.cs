@@ -32,17 +32,7 @@ sealed class ServeCommand : ICommand
             Quiet = args.Has("quiet"),
         };
         args.RejectUnknown();
-        var server = ClipServer.Build(options);
-        try
-        {
-            server.StartAsync().GetAwaiter().GetResult();
-            stderr.WriteLine($"serving {server.ModelId} on {string.Join(", ", server.Addresses)} (page at /, API at /v1, OpenAPI at /openapi/v1.json); Ctrl+C stops");
-            server.App.WaitForShutdownAsync().GetAwaiter().GetResult();
-        }
-        finally
-        {
-            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
+        ClipServer.ServeAsync(options, stderr.WriteLine).GetAwaiter().GetResult();
         return 0;
     }
 }
