@@ -26,6 +26,7 @@ static class CommandRegistry
             new ClassifyCommand(),
             new EmbedCommand(),
             new SearchCommand(),
+            new ServeCommand(),
         };
         var version = new Option<bool>("--version") { Description = "print the version" };
         root.Options.Add(new HelpOption());

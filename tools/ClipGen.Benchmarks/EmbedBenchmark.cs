@@ -86,7 +86,7 @@ public static class EmbedBenchmark
     }
 
     /// <summary>The BPE vocabulary for clip_bpe specs: $CLIPGEN_VOCAB, else the shared fixtures' copy.</summary>
-    static string FindVocab()
+    internal static string FindVocab()
     {
         if (Environment.GetEnvironmentVariable("CLIPGEN_VOCAB") is { Length: > 0 } v) return v;
         var fixtures = Environment.GetEnvironmentVariable("CLIPGEN_FIXTURES") ?? Path.Combine("..", "shared", "fixtures");

@@ -14,6 +14,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>(StringComparer.Ordi
     ["torch-vs-pytorch"] = TorchVsPyTorchBenchmark.Run,
     ["index"] = IndexBenchmark.Run,
     ["embed"] = EmbedBenchmark.Run,
+    ["serve"] = ServeBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
