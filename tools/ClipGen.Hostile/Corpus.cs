@@ -166,6 +166,14 @@ sealed class Corpus(RunnerOptions options) : IDisposable
             Setup = () => { FinishedRun(train14, F("run16a")); var m = Path.Combine(F("run16a"), "metrics.jsonl"); File.WriteAllLines(m, File.ReadAllLines(m)[..1]); return null; },
             Check = () => File.ReadAllLines(Path.Combine(F("run16a"), "metrics.jsonl")).Length == 2 ? null : "metrics.jsonl does not have both epochs",
         };
+        // 10: flags take no value: --resume as the last word resumes; a value after --freeze-image-tower is refused, not swallowed.
+        yield return new Case("10", "train --resume as the last argument", Train(train14, F("run10a"), "--epochs", "3", "--resume"), 0, [], 1200, 120)
+        {
+            Setup = () => { FinishedRun(train14, F("run10a")); return null; },
+            Check = () => File.ReadAllLines(Path.Combine(F("run10a"), "metrics.jsonl")).Length == 3 ? null : "the resumed run did not add its third epoch",
+        };
+        yield return new Case("10", "--freeze-image-tower 1 does not swallow the 1", Train(train14, F("run10b"), "--freeze-image-tower", "1"), 2, ["unexpected argument '1'"], 700, 30);
+
         yield return new Case("16", "existing run is not overwritten", Train(train14, F("run16b")), 2, ["already holds a training run", "--resume", "--force"], 1200, 60)
         { Setup = () => { FinishedRun(train14, F("run16b")); return null; } };
 
