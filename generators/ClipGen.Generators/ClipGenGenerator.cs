@@ -77,7 +77,7 @@ namespace ClipGen.Generators
             });
         }
 
-        /// <summary>A crash while emitting becomes CLIPGEN099 (house rule 4), not the compiler's generic generator warning.</summary>
+        /// <summary>A crash while emitting becomes CLIPGEN099 at the spec (a bad spec is an error at its YAML, never a generator crash), not the compiler's generic generator warning.</summary>
         static void ReportInternalError(SourceProductionContext spc, string what, System.Exception e) =>
             spc.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.Get(SpecDiagnosticIds.InternalError), Location.None,
                 "ClipGen's generator failed while " + what + " (" + e.GetType().Name + ": " + e.Message.Replace('\n', ' ') + "); please report it with the spec files"));

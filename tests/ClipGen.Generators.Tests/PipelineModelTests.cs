@@ -7,7 +7,7 @@ using Xunit;
 
 namespace ClipGen.Generators.Tests;
 
-/// <summary>House rule 3: the pipeline models are plain, equatable data (no Roslyn or YAML objects) so caching works.</summary>
+/// <summary>The pipeline models are plain, equatable data (no Roslyn or YAML objects), so the incremental generator's caching works.</summary>
 public class PipelineModelTests
 {
     const BindingFlags Instance = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic;

@@ -4,7 +4,7 @@ using Xunit;
 
 namespace ClipGen.Generators.Tests;
 
-/// <summary>House rule 8: per-model types make the compiler reject values of one model passed to another.</summary>
+/// <summary>Per-model types make the compiler reject values of one model passed to another.</summary>
 public class TypedApiTests
 {
     const string Usings = "using ClipGen.Modeling;\nusing TestApp.Models;\n";
