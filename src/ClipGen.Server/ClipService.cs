@@ -185,7 +185,7 @@ sealed class ClipService : IAsyncDisposable
         for (int i = 0; i < images.Count; i++) embedded.Images[i].CopyTo(rows, i * Dimensions);
         var labelList = labels.ToArray();
         var templateList = templates?.ToArray();
-        var results = await Batcher.RunAsync(p => Classifier(p, labelList, templateList).ClassifyEmbeddingRows(rows, images.Count), cancel).ConfigureAwait(false);
+        var results = await Batcher.RunAsync(p => Classifier(p, labelList, templateList).ClassifyEmbeddings(new ArrayTensor<float>(rows, images.Count, Dimensions)), cancel).ConfigureAwait(false);
         var data = results.Select((r, i) => new ClassifyItem(i,
             r.Labels.Select((l, j) => new LabelProbability(l, r.Probabilities[j])).ToList(), r.Top.Label)).ToList();
         return new ClassifyResponse("list", ModelId, Rule, labelList, data);

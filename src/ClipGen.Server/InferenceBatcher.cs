@@ -151,14 +151,15 @@ sealed class InferenceBatcher : IAsyncDisposable
             }
             _metrics.Batch(texts.Count + images.Count);
             int d = _pipeline.Dimensions;
-            var textRows = texts.Count == 0 ? [] : _pipeline.EmbedTextRows(texts);
+            var textRows = texts.Count == 0 ? [] : _pipeline.EmbedTexts(texts).Data;
             float[] imageRows = [];
             if (images.Count > 0)
             {
                 int per = _pipeline.Preprocessor.ValuesPerImage;
                 var pixels = new float[(long)images.Count * per];
                 for (int i = 0; i < images.Count; i++) images[i].CopyTo(pixels.AsSpan(i * per, per));
-                imageRows = _pipeline.EmbedPixelRows(pixels, images.Count);
+                long s = _pipeline.Preprocessor.ImageSize;
+                imageRows = _pipeline.EmbedImages(new ArrayTensor<float>(pixels, images.Count, 3, s, s)).Data;
             }
             int t = 0, m = 0;
             foreach (var item in live)

@@ -140,7 +140,7 @@ public class EndpointTests(IndexedServerFixture fixture) : IClassFixture<Indexed
 
         // By text: the same ranking as the index searched with the text's embedding.
         using var pipeline = ClipPipeline.Load(Fixtures.TinyVitSpec, Fixtures.TinyVitWeights, Fixtures.Vocab);
-        var query = pipeline.EmbedTextRows(["a red car"]);
+        var query = pipeline.EmbedTexts(["a red car"]).Data;
         var expected = index.Search(query, 5);
         var byText = await Json(await S.PostJson("/v1/search", new { model = "tiny-vit", query = "a red car", k = 5 }));
         var hits = byText.GetProperty("data").EnumerateArray().ToArray();
