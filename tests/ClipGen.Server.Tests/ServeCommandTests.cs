@@ -14,12 +14,8 @@ public class ServeCommandTests
 {
     static string CliDll()
     {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            var dll = Path.Combine(d.FullName, "src", "ClipGen.Cli", "bin", "Debug", "net10.0", "ClipGen.Cli.dll");
-            if (File.Exists(dll)) return dll;
-        }
-        throw new FileNotFoundException("ClipGen.Cli.dll is not built (./test.sh builds the solution first)");
+        var dll = Path.Combine(ClipGen.Tests.Fixtures.RepoRoot, "src", "ClipGen.Cli", "bin", "Debug", "net10.0", "ClipGen.Cli.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is not built (./test.sh builds the solution first)");
     }
 
     [Fact]

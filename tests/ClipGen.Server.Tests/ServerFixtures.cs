@@ -11,19 +11,9 @@ namespace ClipGen.Server.Tests;
 /// <summary>The shared reference fixtures ($CLIPGEN_FIXTURES, else ../shared/fixtures beside the repository) and files made from them.</summary>
 static class Fixtures
 {
-    public static string Root { get; } = Locate();
+    public static string Root => ClipGen.Tests.Fixtures.Root;
 
-    static string Locate()
-    {
-        var env = Environment.GetEnvironmentVariable("CLIPGEN_FIXTURES");
-        if (!string.IsNullOrEmpty(env)) return Path.GetFullPath(env);
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ClipGen.sln"))) dir = dir.Parent;
-        if (dir is null) throw new InvalidOperationException("cannot find the repository root (ClipGen.sln) above " + AppContext.BaseDirectory);
-        return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "fixtures"));
-    }
-
-    public static string Path_(params string[] parts) => Path.Combine([Root, .. parts]);
+    public static string Path_(params string[] parts) => ClipGen.Tests.Fixtures.Path_(parts);
 
     public static string TinyVitSpec => Path.Combine(AppContext.BaseDirectory, "specs", "tiny-vit.yaml");
     public static string TinyVitWeights => Path_("reference", "openai", "tiny-vit", "model.safetensors");

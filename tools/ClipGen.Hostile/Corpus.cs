@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Text.Json.Nodes;
 using ClipGen.Checkpoints;
 using ClipGen.Tests.Checkpoints;
 using ClipGen.Tests.Hardening;
@@ -125,10 +126,10 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         { Check = () => File.Exists(F("embed8b.safetensors")) ? null : "no index written" };
 
         // 12: lying configs are refused with the key and the value, not read as defaults.
-        yield return new Case("12", "HF num_attention_heads: \"2\"", ["spec", "infer", "--weights", LyingHf("hf12a", "\"num_attention_heads\": 2", "\"num_attention_heads\": \"2\"")], 2, ["num_attention_heads", "a whole number", "\"2\""], 700, 30);
-        yield return new Case("12", "HF num_attention_heads: 2.0", ["spec", "infer", "--weights", LyingHf("hf12b", "\"num_attention_heads\": 2", "\"num_attention_heads\": 2.0")], 2, ["num_attention_heads", "a whole number"], 700, 30);
-        yield return new Case("12", "open_clip heads: \"2\"", ["spec", "infer", "--weights", LyingOpenClip("oc12a", "\"heads\": 2", "\"heads\": \"2\"")], 2, ["heads", "a whole number"], 700, 30);
-        yield return new Case("12", "open_clip head_width: 32.0", ["spec", "infer", "--weights", LyingOpenClip("oc12b", "\"head_width\": 32", "\"head_width\": 32.0")], 2, ["head_width", "a whole number"], 700, 30);
+        yield return new Case("12", "HF num_attention_heads: \"2\"", ["spec", "infer", "--weights", LyingHf("hf12a", c => c["vision_config"]!["num_attention_heads"] = "2")], 2, ["num_attention_heads", "a whole number", "\"2\""], 700, 30);
+        yield return new Case("12", "HF num_attention_heads: 2.0", ["spec", "infer", "--weights", LyingHf("hf12b", c => c["vision_config"]!["num_attention_heads"] = JsonNode.Parse("2.0"))], 2, ["num_attention_heads", "a whole number"], 700, 30);
+        yield return new Case("12", "open_clip heads: \"2\"", ["spec", "infer", "--weights", LyingOpenClip("oc12a", c => c["model_cfg"]!["text_cfg"]!["heads"] = "2")], 2, ["heads", "a whole number"], 700, 30);
+        yield return new Case("12", "open_clip head_width: 32.0", ["spec", "infer", "--weights", LyingOpenClip("oc12b", c => c["model_cfg"]!["vision_cfg"]!["head_width"] = JsonNode.Parse("32.0"))], 2, ["head_width", "a whole number"], 700, 30);
 
         // 15: a second embed on an output that another run holds fails at once, naming the lock.
         var lockOut = F("embed15.safetensors");
@@ -204,23 +205,13 @@ sealed class Corpus(RunnerOptions options) : IDisposable
         yield return new Case("20", "control characters in a CSV path", Train(csv20, F("run20"), "--lr", "NaN"), 2, ["skipped", "\\x1b[2Jwiped"], 1200, 60) { Absent = ["\u001b", "\u0007"] };
     }
 
-    /// <summary>The Hugging Face tiny ViT in its own folder with one edit to config.json.</summary>
-    string LyingHf(string folder, string from, string to) => Lying(folder, Fixture("reference", "hf", "tiny-vit"), "config.json", from, to, "model.safetensors");
+    /// <summary>The Hugging Face tiny ViT in its own folder with its config.json edited.</summary>
+    string LyingHf(string folder, Action<JsonObject> edit) =>
+        HostileCorpus.EditedCheckpointFolder(F(folder), Fixture("reference", "hf", "tiny-vit"), "config.json", "model.safetensors", edit);
 
-    /// <summary>The open_clip tiny ViT in its own folder with one edit to open_clip_config.json.</summary>
-    string LyingOpenClip(string folder, string from, string to) => Lying(folder, Fixture("reference", "open_clip", "tiny-vit-gelu"), "open_clip_config.json", from, to, "open_clip_model.safetensors");
-
-    string Lying(string folder, string source, string config, string from, string to, string weights)
-    {
-        var dir = F(folder);
-        Directory.CreateDirectory(dir);
-        var text = File.ReadAllText(Path.Combine(source, config));
-        var edited = System.Text.RegularExpressions.Regex.Replace(text, System.Text.RegularExpressions.Regex.Escape(from).Replace(":\\ ", ":\\s*") + "(?![0-9.])", to.Replace("$", "$$"));
-        if (edited == text) throw new InvalidOperationException($"'{from}' is not in {config}");
-        File.WriteAllText(Path.Combine(dir, config), edited);
-        File.Copy(Path.Combine(source, weights), Path.Combine(dir, weights));
-        return dir;
-    }
+    /// <summary>The open_clip tiny ViT in its own folder with its open_clip_config.json edited.</summary>
+    string LyingOpenClip(string folder, Action<JsonObject> edit) =>
+        HostileCorpus.EditedCheckpointFolder(F(folder), Fixture("reference", "open_clip", "tiny-vit-gelu"), "open_clip_config.json", "open_clip_model.safetensors", edit);
 
     string[] Infer(string weights) => ["infer", "--model", TinyVit, "--weights", weights, "--inputs", TinyVitInputs, "--output", F("out-" + Path.GetFileNameWithoutExtension(weights) + ".safetensors")];
 

@@ -11,20 +11,12 @@ sealed record RunnerOptions(string ClipGen, string RepoRoot, string Fixtures, st
     public static RunnerOptions Parse(string[] args)
     {
         string? Get(string name) { int i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
-        var repo = FindRepo();
+        var repo = global::ClipGen.Tests.Fixtures.RepoRoot;
         // The CLI built in the same configuration as this runner (Debug in CI), unless another one is named (e.g. an older build).
         var config = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent?.Name ?? "Debug";
         var cli = Get("--clipgen") ?? Path.Combine(repo, "src", "ClipGen.Cli", "bin", config, "net10.0", "ClipGen.Cli.dll");
         if (!File.Exists(cli)) throw new FileNotFoundException($"clipgen not found at {cli}; build the solution first or pass --clipgen");
-        var fixtures = Environment.GetEnvironmentVariable("CLIPGEN_FIXTURES") is { Length: > 0 } f ? f : Path.Combine(repo, "..", "shared", "fixtures");
-        return new RunnerOptions(Path.GetFullPath(cli), repo, Path.GetFullPath(fixtures), Get("--only"), Get("--trx"), args.Contains("--keep"));
-    }
-
-    static string FindRepo()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "ClipGen.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException("ClipGen.sln not found above " + AppContext.BaseDirectory);
+        return new RunnerOptions(Path.GetFullPath(cli), repo, global::ClipGen.Tests.Fixtures.Root, Get("--only"), Get("--trx"), args.Contains("--keep"));
     }
 }
 

@@ -12,15 +12,8 @@ namespace ClipGen.Tests.Hardening;
 /// </summary>
 public class ConfigAndSizeLimitTests
 {
-    static string Edited(string fixture, string config, string weights, Action<JsonObject> edit)
-    {
-        var dir = Directory.CreateTempSubdirectory("clipgen-lying-").FullName;
-        var json = JsonNode.Parse(File.ReadAllText(Fixtures.Path_("reference", fixture, config)))!.AsObject();
-        edit(json);
-        File.WriteAllText(Path.Combine(dir, config), json.ToJsonString());
-        File.Copy(Fixtures.Path_("reference", fixture, weights), Path.Combine(dir, weights));
-        return dir;
-    }
+    static string Edited(string fixture, string config, string weights, Action<JsonObject> edit) =>
+        HostileCorpus.EditedCheckpointFolder(Directory.CreateTempSubdirectory("clipgen-lying-").FullName, Fixtures.Path_("reference", fixture), config, weights, edit);
 
     static string Refused(string dir)
     {

@@ -4,6 +4,7 @@ using System.IO.Hashing;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.Json.Nodes;
 using ClipGen.Tests.Checkpoints;
 
 namespace ClipGen.Tests.Hardening;
@@ -209,6 +210,20 @@ public static class HostileCorpus
     // ------------------------------------------------------------------ images and training sets (defects 9, 18)
 
     /// <summary>16 small coloured PNGs and a <c>filepath,caption</c> CSV of them in <paramref name="dir"/>, plus the given bad files as extra rows.</summary>
+    /// <summary>
+    /// A copy of a reference checkpoint folder (<paramref name="source"/>: its <paramref name="config"/> and
+    /// <paramref name="weights"/>) in <paramref name="dir"/>, with the config changed by <paramref name="edit"/>: a lying config.
+    /// </summary>
+    public static string EditedCheckpointFolder(string dir, string source, string config, string weights, Action<JsonObject> edit)
+    {
+        Directory.CreateDirectory(dir);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(source, config)))!.AsObject();
+        edit(json);
+        File.WriteAllText(Path.Combine(dir, config), json.ToJsonString());
+        File.Copy(Path.Combine(source, weights), Path.Combine(dir, weights));
+        return dir;
+    }
+
     public static string TrainingSet(string dir, params (string Name, byte[] Bytes)[] bad)
     {
         Directory.CreateDirectory(dir);
