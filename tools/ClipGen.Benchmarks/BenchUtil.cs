@@ -34,6 +34,17 @@ public static class BenchUtil
         catch (IOException) { return "?"; }
     }
 
+    /// <summary>
+    /// Removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from a child's environment, so that OpenBLAS picks its kernels for this
+    /// CPU (the workplace sets them on some CPUs for old OpenBLAS builds, and they would pin a slower kernel).
+    /// </summary>
+    public static ProcessStartInfo WithoutOpenBlasOverrides(ProcessStartInfo psi)
+    {
+        psi.Environment.Remove("OPENBLAS_CORETYPE");
+        psi.Environment.Remove("OPENBLAS_L2_SIZE");
+        return psi;
+    }
+
     /// <summary>The repository's root (the folder holding ClipGen.sln above this program), else the current folder.</summary>
     public static string RepoRoot()
     {

@@ -169,9 +169,7 @@ public static class CompareBenchmark
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in arguments) psi.ArgumentList.Add(a);
-        // OpenBLAS picks its kernels for this CPU; the environment's overrides (set for old OpenBLAS builds) would slow it.
-        psi.Environment.Remove("OPENBLAS_CORETYPE");
-        psi.Environment.Remove("OPENBLAS_L2_SIZE");
+        BenchUtil.WithoutOpenBlasOverrides(psi);
         if (preload is not null)
         {
             if (!File.Exists(preload)) throw new FileNotFoundException($"{preload} not found (Debian: apt-get install libjemalloc2)");

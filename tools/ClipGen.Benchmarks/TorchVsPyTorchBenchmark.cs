@@ -32,9 +32,7 @@ public static class TorchVsPyTorchBenchmark
         torch.set_num_threads(threads);
         var psi = new ProcessStartInfo(python) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { script, "--serve", "1", "--threads", threads.ToString(CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
-        // OpenBLAS picks its kernels for this CPU; the environment's overrides (set for old OpenBLAS builds) would slow it.
-        psi.Environment.Remove("OPENBLAS_CORETYPE");
-        psi.Environment.Remove("OPENBLAS_L2_SIZE");
+        BenchUtil.WithoutOpenBlasOverrides(psi);
         using var py = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {python}");
         var stderr = py.StandardError.ReadToEndAsync();
         string Ask(string command)

@@ -98,6 +98,8 @@ public sealed record FolderEmbedderOptions
     public Action<SkippedImage>? OnSkipped { get; init; }
     /// <summary>Told of resuming and starting over (Information) and of damaged shards (Warning).</summary>
     public ILogger? Logger { get; init; }
+    /// <summary><see cref="Logger"/>, or a logger that drops everything.</summary>
+    internal ILogger LoggerOrNull => Logger ?? NullLogger.Instance;
     public CancellationToken CancellationToken { get; init; }
     /// <summary>The output layout.</summary>
     public EmbedFormat Format { get; init; } = EmbedFormat.ClipGen;
@@ -192,8 +194,7 @@ public static class FolderEmbedder
         ArgumentNullException.ThrowIfNull(output);
         options ??= new FolderEmbedderOptions();
         if (options.BatchSize <= 0) throw new ClipGenException($"the batch size must be positive, not {options.BatchSize}");
-        var logger = options.Logger ?? NullLogger.Instance;
-        void log(string message) => logger.LogInformation("{Message}", message);
+        void log(string message) => options.LoggerOrNull.LogInformation("{Message}", message);
         var task = options.Task;
         var (target, parts, lockPath) = Paths(output, options.Format, task);
         using var ownLock = options.OutputLock is { } held && held.Path == lockPath ? null : OutputLock.Acquire(lockPath, target);
@@ -335,7 +336,7 @@ public static class FolderEmbedder
                     catch (WebDatasetShardException e)
                     {
                         error = e.Message;
-                        (options.Logger ?? NullLogger.Instance).LogWarning("{Message}", $"error: {e.Message}; the {read} samples before it are kept, the other shards go on");
+                        options.LoggerOrNull.LogWarning("{Message}", $"error: {e.Message}; the {read} samples before it are kept, the other shards go on");
                         break;
                     }
                     read++;

@@ -125,9 +125,9 @@ public sealed class DefaultClipPipelineLoader : IClipPipelineLoader
         return pipeline;
     }
 
-    /// <summary>A folder that holds <c>image.onnx</c> and <c>text.onnx</c>.</summary>
+    /// <summary>A folder that holds an export's <see cref="ClipOnnxNames.ImageFileName"/> and <see cref="ClipOnnxNames.TextFileName"/>.</summary>
     public static bool IsOnnxExport(string path) =>
-        Directory.Exists(path) && File.Exists(Path.Combine(path, "image.onnx")) && File.Exists(Path.Combine(path, "text.onnx"));
+        Directory.Exists(path) && File.Exists(Path.Combine(path, ClipOnnxNames.ImageFileName)) && File.Exists(Path.Combine(path, ClipOnnxNames.TextFileName));
 }
 
 /// <summary>The pipeline, loaded on first use and shared; disposed with the service provider.</summary>
