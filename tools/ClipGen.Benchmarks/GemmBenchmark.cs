@@ -34,6 +34,7 @@ public static class GemmBenchmark
         int threads = int.Parse(Opt("threads", "2"), CultureInfo.InvariantCulture);
         double seconds = double.Parse(Opt("seconds", "2"), CultureInfo.InvariantCulture);
         torch.set_num_threads(threads);
+        Console.WriteLine($"MKL dispatch: {ClipGen.Backends.MklAmdDispatch.EnsureApplied().Detail}");
 
         Console.WriteLine($"fp32 GEMM, {threads} thread(s), best of 3 timings of ~{seconds / 3:0.0} s each");
         Console.WriteLine($"FMA peak (register-only AVX2 loop, {threads} thread(s)): {FmaPeak(threads):0.0} GFLOP/s");

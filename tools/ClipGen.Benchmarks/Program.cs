@@ -23,4 +23,7 @@ if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
     Console.Error.WriteLine("benchmarks: " + string.Join(", ", benchmarks.Keys.Order()));
     return 2;
 }
+// As the clipgen command does at start-up (docs/benchmarks.md): glibc keeps freed memory; CLIPGEN_MALLOC_RETAIN=0 turns it off.
+var heap = ClipGen.NativeHeap.RetainFreedMemory();
+if (args[0] != "compare" || !args.Contains("--child")) Console.Error.WriteLine($"native heap: {heap.Detail}");
 return run(args[1..]);

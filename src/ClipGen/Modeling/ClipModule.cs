@@ -1,3 +1,4 @@
+using ClipGen.Backends;
 using ClipGen.Modules;
 using ClipGen.Specs;
 using TorchSharp;
@@ -37,6 +38,9 @@ public abstract class ClipModule : nn.Module<Tensor, Tensor, ClipOutput>
     private readonly Embedding token_embedding;
     private readonly LayerNorm ln_final;
     private readonly Linear? text_projection_linear;
+
+    /// <summary>Before the first model multiplies anything: MKL's AVX2 kernels on AMD CPUs (see <see cref="MklAmdDispatch"/>).</summary>
+    static ClipModule() => MklAmdDispatch.EnsureApplied();
 
     protected ClipModule(ClipSpec spec) : this(spec, ClipPlan.From(spec)) { }
 
