@@ -2,11 +2,6 @@ using System.Runtime.InteropServices;
 
 namespace ClipGen;
 
-/// <summary>What <see cref="NativeHeap.RetainFreedMemory"/> did in this process.</summary>
-/// <param name="Applied">True when glibc's allocator was told to keep freed memory.</param>
-/// <param name="Detail">What was set, or why nothing was.</param>
-public sealed record NativeHeapState(bool Applied, string Detail);
-
 /// <summary>
 /// The process-wide policy of glibc's <c>malloc</c>, which libtorch uses for every CPU tensor.
 /// <para>
@@ -39,19 +34,13 @@ public static class NativeHeap
     public const string EnvironmentVariable = "CLIPGEN_MALLOC_RETAIN";
 
     const int MTrimThreshold = -1, MMmapMax = -4;
-    static readonly object Gate = new();
-    static NativeHeapState? _state;
+    static readonly ProcessSetting Setting = new(EnvironmentVariable, "glibc's malloc", Apply);
 
     /// <summary>Tells glibc to serve large blocks from its heap and keep freed memory (idempotent). Never throws.</summary>
-    public static NativeHeapState RetainFreedMemory()
-    {
-        lock (Gate) return _state ??= Apply();
-    }
+    public static ProcessSettingState RetainFreedMemory() => Setting.State;
 
-    static NativeHeapState Apply()
+    static ProcessSettingState Apply()
     {
-        if (Environment.GetEnvironmentVariable(EnvironmentVariable) == "0")
-            return new(false, $"glibc's defaults kept ({EnvironmentVariable}=0)");
         if (!OperatingSystem.IsLinux()) return new(false, "only done on Linux (glibc)");
         try
         {

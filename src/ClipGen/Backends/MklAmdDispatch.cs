@@ -6,11 +6,6 @@ using TorchSharp;
 
 namespace ClipGen.Backends;
 
-/// <summary>What <see cref="MklAmdDispatch"/> did in this process.</summary>
-/// <param name="Applied">True when MKL was pointed at its AVX2 kernels.</param>
-/// <param name="Detail">What was done, or why nothing was.</param>
-public sealed record MklDispatchState(bool Applied, string Detail);
-
 /// <summary>
 /// Makes the MKL inside TorchSharp's libtorch use its AVX2 GEMM kernels on AMD CPUs.
 /// <para>
@@ -27,7 +22,7 @@ public sealed record MklDispatchState(bool Applied, string Detail);
 /// kernels, at a third of the speed); MKL then chooses by the instruction sets the CPU reports (AVX2, FMA), as it does on Intel CPUs.
 /// It is the in-process form of the well-known <c>LD_PRELOAD</c> shim for MKL on AMD, which a library cannot ask its
 /// users to set. It runs once, before the first model is built (<see cref="Modeling.ClipModule"/>'s static constructor),
-/// because MKL caches its choice at its first multiply.
+/// because MKL may settle its choice at its first multiply.
 /// </para>
 /// <para>
 /// It does nothing unless the process is Linux x64 on an AMD CPU with AVX2 and FMA and the loaded libtorch exports MKL;
@@ -42,37 +37,16 @@ public static unsafe class MklAmdDispatch
     public const string EnvironmentVariable = "CLIPGEN_MKL_AMD_DISPATCH";
 
     const string Library = "libtorch_cpu.so";
-    static readonly object Gate = new();
-    static MklDispatchState? _state;
+    static readonly ProcessSetting Setting = new(EnvironmentVariable, "MKL's kernel choice", Apply);
 
     /// <summary>Applies the change on first use (idempotent, thread-safe) and says what happened.</summary>
-    public static MklDispatchState State
-    {
-        get
-        {
-            lock (Gate) return _state ??= TryApply();
-        }
-    }
+    public static ProcessSettingState State => Setting.State;
 
     /// <summary>Same as reading <see cref="State"/>; call it before the process's first float32 matrix multiply.</summary>
-    public static MklDispatchState EnsureApplied() => State;
+    public static ProcessSettingState EnsureApplied() => State;
 
-    static MklDispatchState TryApply()
+    static ProcessSettingState Apply()
     {
-        try
-        {
-            return Apply();
-        }
-        catch (Exception e)
-        {
-            return new MklDispatchState(false, $"left MKL as it was: {e.GetType().Name}: {e.Message}");
-        }
-    }
-
-    static MklDispatchState Apply()
-    {
-        if (Environment.GetEnvironmentVariable(EnvironmentVariable) == "0")
-            return new(false, $"turned off by {EnvironmentVariable}=0");
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
             return new(false, "only done on Linux x64");
         if (CpuVendor() != "AuthenticAMD")
@@ -81,7 +55,8 @@ public static unsafe class MklAmdDispatch
             return new(false, "the CPU lacks AVX2 or FMA");
 
         torch.get_num_threads(); // makes TorchSharp load libtorch
-        var mapping = LibTorchMapping();
+        var maps = Mappings().ToList();
+        var mapping = LibTorchMapping(maps);
         if (mapping.Path is null) return new(false, $"{Library} is not loaded in this process");
         var image = new ElfImage((byte*)mapping.Start);
 
@@ -101,20 +76,20 @@ public static unsafe class MklAmdDispatch
         bool calledBefore = slots.Any(s => *(nint*)s.Slot == s.Definition);
 
         var stubs = ExecutableStubs(targets.Select(t => t.Code).ToArray());
-        for (int i = 0; i < slots.Count; i++) WriteSlot((nint*)slots[i].Slot, stubs[i]);
+        for (int i = 0; i < slots.Count; i++) WriteSlot(maps, (nint*)slots[i].Slot, stubs[i]);
 
         return new(true, "MKL uses its AVX2 kernels on this AMD CPU (mkl_serv_intel_cpu, mkl_serv_intel_cpu_true → 1, mkl_serv_cpuiszen → 0 in " +
             $"{Path.GetFileName(mapping.Path)})" +
             (calledBefore ? "; MKL had already run a multiply in this process, so its cached choice may still stand" : ""));
     }
 
-    static Mapping LibTorchMapping() =>
-        Mappings().FirstOrDefault(m => m.Path.EndsWith("/" + Library, StringComparison.Ordinal) && m.Offset == 0);
+    static Mapping LibTorchMapping(IEnumerable<Mapping> maps) =>
+        maps.FirstOrDefault(m => m.Path.EndsWith("/" + Library, StringComparison.Ordinal) && m.Offset == 0);
 
     /// <summary>Where libtorch's PLT now sends a call to <paramref name="symbol"/> (for tests), or 0.</summary>
     internal static nint PltTarget(string symbol)
     {
-        var mapping = LibTorchMapping();
+        var mapping = LibTorchMapping(Mappings());
         if (mapping.Path is null) return 0;
         var slot = new ElfImage((byte*)mapping.Start).JumpSlot(symbol);
         return slot is null ? 0 : *(nint*)slot.Value.Slot;
@@ -133,9 +108,9 @@ public static unsafe class MklAmdDispatch
     }
 
     /// <summary>Writes one PLT slot, lifting the page's write protection for the moment if it has any.</summary>
-    static void WriteSlot(nint* slot, nint target)
+    static void WriteSlot(List<Mapping> maps, nint* slot, nint target)
     {
-        var mapping = Mappings().First(m => (ulong)slot >= m.Start && (ulong)slot < m.End);
+        var mapping = maps.First(m => (ulong)slot >= m.Start && (ulong)slot < m.End);
         if (mapping.Writable)
         {
             Volatile.Write(ref *slot, target);
