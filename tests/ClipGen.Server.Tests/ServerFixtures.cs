@@ -3,7 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using ClipGen.Applications;
-using SkiaSharp;
+using ClipGen.Tests;
 using Xunit;
 
 namespace ClipGen.Server.Tests;
@@ -43,16 +43,8 @@ static class Fixtures
         var files = new List<string>();
         for (int i = 0; i < count; i++)
         {
-            using var bmp = new SKBitmap(24 + rng.Next(40), 24 + rng.Next(40));
-            using (var canvas = new SKCanvas(bmp))
-            {
-                canvas.Clear(new SKColor((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256)));
-                using var paint = new SKPaint { Color = new SKColor((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256)) };
-                canvas.DrawRect(rng.Next(12), rng.Next(12), 4 + rng.Next(12), 4 + rng.Next(12), paint);
-            }
-            using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
             var path = Path.Combine(dir, $"img-{i:D3}.png");
-            File.WriteAllBytes(path, data.ToArray());
+            SeededImages.WritePng(path, rng, sizeSpread: 40);
             files.Add(path);
         }
         return files;

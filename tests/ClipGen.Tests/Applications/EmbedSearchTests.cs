@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using ClipGen.Applications;
 using ClipGen.Modeling;
-using SkiaSharp;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -19,18 +18,7 @@ public class EmbedSearchTests(ITestOutputHelper output)
         Directory.CreateDirectory(Path.Combine(dir, "sub"));
         var rng = new Random(1234);
         for (int i = 0; i < count; i++)
-        {
-            using var bmp = new SKBitmap(24 + rng.Next(16), 24 + rng.Next(16));
-            using (var canvas = new SKCanvas(bmp))
-            {
-                canvas.Clear(new SKColor((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256)));
-                using var paint = new SKPaint { Color = new SKColor((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256)) };
-                canvas.DrawRect(rng.Next(12), rng.Next(12), 4 + rng.Next(12), 4 + rng.Next(12), paint);
-            }
-            using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
-            var sub = i % 10 == 0 ? "sub" : "";
-            File.WriteAllBytes(Path.Combine(dir, sub, $"img-{i:D4}.png"), data.ToArray());
-        }
+            SeededImages.WritePng(Path.Combine(dir, i % 10 == 0 ? "sub" : "", $"img-{i:D4}.png"), rng, sizeSpread: 16);
         for (int i = 0; i < broken; i++) File.WriteAllBytes(Path.Combine(dir, $"broken-{i}.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]);
         File.WriteAllText(Path.Combine(dir, "notes.txt"), "not an image");
         return dir;
